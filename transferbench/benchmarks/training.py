@@ -1,0 +1,246 @@
+"""One readable training loop (in the spirit of airbench) plus evaluation and the linear probe.
+
+Timing: the device is synchronised before a timer is read; the first steps of a run (warm-up:
+kernel selection, allocator growth) are excluded from throughput, and evaluation is never counted
+as training time. Both exclusions are recorded with the result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transferbench.adapters.base import Adapter
+from transferbench.benchmarks.strategies import Strategy
+from transferbench.errors import UserError
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+@dataclass
+class Budget:
+    """What every strategy of a comparison shares."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    warmup_fraction: float = 0.1  # linear warm-up over this share of steps, then cosine to zero
+    label_smoothing: float = 0.0
+    grad_clip: float | None = 5.0
+
+
+@dataclass
+class TrainOutcome:
+    status: str = "ok"  # ok | diverged
+    status_detail: str = ""
+    steps: int = 0
+    val_accuracy: list[float] = field(default_factory=list)
+    train_s: float = 0.0
+    timed_samples: int = 0
+    timed_s: float = 0.0
+    warmup_steps_excluded: int = 0
+    time_to_target_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.timed_samples / self.timed_s if self.timed_s > 0 else None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_optimizer(name: str, groups: list[dict]) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(groups)
+    if name == "adam":  # classic Adam: L2 penalty in the gradient, as Keras' recipe used
+        return torch.optim.Adam(groups)
+    if name == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, nesterov=True)
+    raise UserError(f"--optimizer {name!r} is not valid: expected one of {', '.join(OPTIMIZERS)}")
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Any:
+    warmup = max(1, round(total_steps * warmup_fraction)) if warmup_fraction > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def autocast(device: torch.device, amp: str):
+    if amp == "off":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: Adapter, pipeline: Any, batch_size: int, max_batches: int = 20) -> None:
+    """Precise BN: re-estimate running statistics of the trainable BatchNorm layers as a plain
+    average over up to ``max_batches`` un-augmented training batches."""
+    layers = [m for m in model.batchnorm_layers() if any(p.requires_grad for p in m.parameters())]
+    if model.bn_policy != "train" or not layers:
+        return
+    was_training = model.training
+    saved = [m.momentum for m in layers]
+    model.eval()
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+        m.train()
+    for i, batch in enumerate(pipeline.batches(batch_size, shuffle=False)):
+        if i >= max_batches:
+            break
+        model.forward_features(batch)
+    for m, momentum in zip(layers, saved, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+@torch.no_grad()
+def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> tuple[np.ndarray, float]:
+    """Predicted class ids over a pipeline (in order) and the seconds it took."""
+    model.eval()
+    _sync(device)
+    start = time.perf_counter()
+    preds = []
+    with torch.inference_mode(), autocast(device, amp):
+        for batch in pipeline.batches(batch_size, shuffle=False):
+            preds.append(model(batch).argmax(1).cpu())
+    _sync(device)
+    return torch.cat(preds).numpy(), time.perf_counter() - start
+
+
+def _accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> float:
+    preds, _ = predict(model, pipeline, batch_size, device, amp)
+    return float((preds == pipeline.labels.cpu().numpy()).mean())
+
+
+def train(model: Adapter, strategy: Strategy, budget: Budget, train_pipe: Any, val_pipe: Any, *,
+          device: torch.device, amp: str, seed: int, target_accuracy: float | None = None,
+          progress: Any = None) -> TrainOutcome:
+    """Train ``model`` under ``budget``; validate after every epoch."""
+    outcome = TrainOutcome()
+    gen = torch.Generator().manual_seed(seed)
+    groups = model.param_groups(strategy.lr, strategy.lr * strategy.backbone_lr_scale, strategy.weight_decay)
+    optimizer = make_optimizer(budget.optimizer, groups)
+    steps_per_epoch = max(1, len(train_pipe) // budget.batch_size)
+    total = steps_per_epoch * budget.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, budget.warmup_fraction))
+    params = [p for g in groups for p in g["params"]]
+    warmup_excluded = min(5, total // 10)
+    outcome.warmup_steps_excluded = warmup_excluded
+    start = time.perf_counter()
+    eval_s = 0.0
+    for epoch in range(budget.epochs):
+        model.train()
+        epoch_timer = None
+        for batch in train_pipe.batches(budget.batch_size, shuffle=True, gen=gen, drop_last=True):
+            if epoch_timer is None and outcome.steps >= warmup_excluded:
+                _sync(device)
+                epoch_timer = time.perf_counter()
+            with autocast(device, amp):
+                logits = model(batch)
+                loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=budget.label_smoothing)
+            if not torch.isfinite(loss):
+                outcome.status = "diverged"
+                outcome.status_detail = f"loss became {loss.item()} at step {outcome.steps} (epoch {epoch + 1})"
+                outcome.extra["diverged_at_step"] = outcome.steps
+                outcome.train_s = time.perf_counter() - start - eval_s
+                return outcome
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if budget.grad_clip:
+                nn.utils.clip_grad_norm_(params, budget.grad_clip)
+            optimizer.step()
+            schedule.step()
+            outcome.steps += 1
+            if epoch_timer is not None:
+                outcome.timed_samples += len(batch["labels"])
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+        _sync(device)
+        if epoch_timer is not None:
+            outcome.timed_s += time.perf_counter() - epoch_timer
+        if strategy.precise_bn:  # part of the training cost, so timed as training
+            recalibrate_batchnorm(model, train_pipe.unaugmented(), budget.batch_size)
+        eval_start = time.perf_counter()
+        outcome.val_accuracy.append(_accuracy(model, val_pipe, budget.batch_size * 2, device, amp))
+        eval_s += time.perf_counter() - eval_start
+        reached = target_accuracy is not None and outcome.val_accuracy[-1] >= target_accuracy
+        if reached and outcome.time_to_target_s is None:
+            outcome.time_to_target_s = time.perf_counter() - start - eval_s
+        if progress is not None:
+            progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
+    outcome.train_s = time.perf_counter() - start - eval_s
+    return outcome
+
+
+@torch.no_grad()
+def extract_features(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> np.ndarray:
+    model.eval()
+    feats = []
+    with torch.inference_mode(), autocast(device, amp):
+        for batch in pipeline.batches(batch_size, shuffle=False):
+            feats.append(model.forward_features(batch).float().cpu())
+    return torch.cat(feats).numpy()
+
+
+def fit_linear_probe(model: Adapter, train_pipe: Any, val_pipe: Any, budget: Budget, *, device: torch.device,
+                     amp: str, seed: int, progress: Any = None) -> TrainOutcome:
+    """Cache frozen features once, fit L2 logistic regression with C chosen on validation, and
+    write the fitted weights into the adapter's linear head."""
+    from sklearn.linear_model import LogisticRegression
+
+    outcome = TrainOutcome()
+    _sync(device)
+    start = time.perf_counter()
+    x_train = extract_features(model, train_pipe, budget.batch_size * 2, device, amp)
+    _sync(device)
+    outcome.timed_s = time.perf_counter() - start
+    outcome.timed_samples = len(x_train)
+    x_val = extract_features(model, val_pipe, budget.batch_size * 2, device, amp)
+    y_train, y_val = train_pipe.labels.cpu().numpy(), val_pipe.labels.cpu().numpy()
+    mu, sigma = x_train.mean(0), x_train.std(0) + 1e-6
+    z_train, z_val = (x_train - mu) / sigma, (x_val - mu) / sigma
+    scores = {}
+    for c in (0.001, 0.01, 0.1, 1.0):
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z_train, y_train)
+        scores[c] = (clf.score(z_val, y_val), clf)
+        if progress is not None:
+            progress.update(1)
+    best_c = max(scores, key=lambda c: (scores[c][0], -c))  # ties: stronger regularisation
+    clf = scores[best_c][1]
+    weight = np.zeros((model.num_classes, x_train.shape[1]), dtype=np.float32)
+    bias = np.zeros(model.num_classes, dtype=np.float32)
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2 and coef.shape[0] == 1:  # binary: sklearn keeps one row
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    for row, cls in enumerate(clf.classes_):
+        weight[cls] = coef[row] / sigma  # fold the standardisation into the head
+        bias[cls] = intercept[row] - (coef[row] * mu / sigma).sum()
+    for cls in set(range(model.num_classes)) - set(clf.classes_.tolist()):
+        bias[cls] = -1e4  # a class with no training example is never predicted
+    linear = model.head[-1]
+    linear.weight.data.copy_(torch.from_numpy(weight))
+    linear.bias.data.copy_(torch.from_numpy(bias))
+    outcome.val_accuracy = [float(scores[best_c][0])]
+    outcome.extra = {"probe_C": best_c, "probe_val_accuracy_by_C": {str(c): s for c, (s, _) in scores.items()}}
+    outcome.steps = 1
+    _sync(device)
+    outcome.train_s = time.perf_counter() - start
+    return outcome

@@ -1,0 +1,47 @@
+"""Loading through Hugging Face ``datasets``: hub ids for users with network, local folders and
+files (imagefolder, csv, audiofolder) for everyone else. Both go through ``load_dataset``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transferbench.errors import DataError
+
+
+def load_hub_split(hub_path: str, config: str | None, split: str, columns: tuple[str, ...]) -> Any:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(hub_path, config, split=split)
+    except Exception as exc:  # offline, unknown id, or no such split: all need the same advice
+        raise DataError(
+            f"could not load split {split!r} of {hub_path!r} from the Hugging Face hub "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+            f"offline, pass --data-dir with a local copy"
+        ) from None
+    check_columns(ds, columns, f"{hub_path} [{split}]")
+    return ds
+
+
+def load_local(builder: str, split_files: dict[str, Any] | None = None, data_dir: str | None = None) -> Any:
+    import datasets
+
+    try:
+        if split_files is not None:
+            return datasets.load_dataset(builder, data_files=split_files)
+        return datasets.load_dataset(builder, data_dir=data_dir)
+    except Exception as exc:
+        where = data_dir or ", ".join(map(str, split_files.values())) if split_files else data_dir
+        raise DataError(f"{where}: datasets could not read it as {builder} ({str(exc).splitlines()[0][:200]})") from None
+
+
+def check_columns(ds: Any, columns: tuple[str, ...], where: str) -> None:
+    present = list(ds.column_names)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise DataError(f"{where}: no column {', '.join(map(repr, missing))}; columns present: {', '.join(present)}")
+
+
+def class_names_of(ds: Any, label_column: str) -> list[str] | None:
+    feature = ds.features.get(label_column)
+    return list(feature.names) if hasattr(feature, "names") else None
