@@ -58,9 +58,7 @@ class Registry(Generic[T]):
                 return self._aliases.get(candidate, candidate)
         hint = suggest(key, self.names() + list(self._aliases))
         did_you_mean = f" Did you mean: {', '.join(hint)}?" if hint else ""
-        raise UserError(
-            f"unknown {self.kind} {name!r}.{did_you_mean} Valid {self.kind}s: {', '.join(self.names())}"
-        )
+        raise UserError(f"unknown {self.kind} {name!r}.{did_you_mean} Valid {self.kind}s: {', '.join(self.names())}")
 
     def get(self, name: str) -> T:
         return self._entries[self.canonical(name)]

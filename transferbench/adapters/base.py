@@ -140,6 +140,10 @@ class Adapter(nn.Module):
     def example_batch(self, batch_size: int = 2, **shape: int) -> Batch:
         """A synthetic batch of the right keys, dtypes and shapes (contract tests, ``bench``)."""
 
+    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
+        """Backbone weights keyed as the adapter's ``--weights`` files are (round-trips through it)."""
+        return self.backbone.state_dict()
+
     # --- heads -----------------------------------------------------------------------------
     def reset_classifier(self, num_classes: int, head: str | None = None, *, hidden: int = 256) -> None:
         self.head_kind = head or self.head_kind
@@ -257,7 +261,14 @@ def register_adapter(
 
     def decorator(build: Callable[..., Adapter]) -> Callable[..., Adapter]:
         spec = AdapterSpec(
-            name, domain, build, description, pretrained_source, offline_pretrained, tiny or {}, example_shape or {},
+            name,
+            domain,
+            build,
+            description,
+            pretrained_source,
+            offline_pretrained,
+            tiny or {},
+            example_shape or {},
             input_size,
         )
         ADAPTERS.add(name, spec, aliases=tuple(aliases))

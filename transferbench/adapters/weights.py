@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,12 +51,14 @@ def load_state_dict_file(path: str | Path, *, expected_sha256: str | None = None
             raise WeightsError(f"weights file {path}: not a readable safetensors file ({exc})") from None
     else:
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+                warnings.simplefilter("ignore", UserWarning)
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            culprit = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), "")
             raise WeightsError(
                 f"weights file {path}: refused by torch.load(weights_only=True); it holds objects other than "
-                f"tensors, which could run code when unpickled ({first[:160]})"
+                f"tensors, which could run code when unpickled" + (f" ({culprit[:120]})" if culprit else "")
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
             raise WeightsError(f"weights file {path}: not a readable torch file ({str(exc)[:160]})") from None
@@ -79,7 +82,11 @@ def load_into(
     own = {k: v for k, v in module.state_dict().items() if not k.startswith(skip)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing tensors (e.g. {', '.join(missing[:3])})")

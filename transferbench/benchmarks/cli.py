@@ -45,8 +45,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--suite", help="a named suite (see `transferbench list suites`)")
     p_run.add_argument("--task")
     p_run.add_argument("--adapter")
-    p_run.add_argument("--strategy", default="linear-probe,finetune,scratch",
-                       help="comma-separated strategies (default: linear-probe,finetune,scratch)")
+    p_run.add_argument(
+        "--strategy",
+        default="linear-probe,finetune,scratch",
+        help="comma-separated strategies (default: linear-probe,finetune,scratch)",
+    )
     p_run.add_argument("--data-dir", help="local copy of the task's data instead of the hub")
     p_run.add_argument("--weights", help="local pretrained weights file (.safetensors or .pth state dict)")
     p_run.add_argument("--epochs", type=int)
@@ -57,8 +60,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--weight-decay", type=float)
     p_run.add_argument("--warmup-fraction", type=float)
     p_run.add_argument("--freeze", help="override the strategy's freeze policy: none, backbone or last-K")
-    p_run.add_argument("--bn-policy", choices=("train", "frozen-stats"),
-                       help="BatchNorm statistics: update in training, or keep the backbone's (frozen-stats)")
+    p_run.add_argument(
+        "--bn-policy",
+        choices=("train", "frozen-stats"),
+        help="BatchNorm statistics: update in training, or keep the backbone's (frozen-stats)",
+    )
     p_run.add_argument("--head", choices=("linear", "mlp"))
     p_run.add_argument("--seeds", default=None, help="e.g. 0,1,2 or 0-4 (default: 0)")
     p_run.add_argument("--image-size", type=int, help="input size (default: the task's, else the adapter's native)")
@@ -68,8 +74,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
     p_run.add_argument("--channels-last", action="store_true")
     p_run.add_argument("--out", help="output directory (default: runs/<suite or task-adapter>)")
-    p_run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
-                       help="skip runs with a finished record in the output (default: on for suites)")
+    p_run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="skip runs with a finished record in the output (default: on for suites)",
+    )
     p_run.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -91,8 +101,11 @@ def cmd_list(what: str) -> None:
         from transferbench.registry import suggest
 
         hint = suggest(what, list(registries))
-        raise UserError(f"cannot list {what!r}" + (f"; did you mean {hint[0]}?" if hint else "")
-                        + f" Expected one of: {', '.join(LISTABLE)}")
+        raise UserError(
+            f"cannot list {what!r}"
+            + (f"; did you mean {hint[0]}?" if hint else "")
+            + f" Expected one of: {', '.join(LISTABLE)}"
+        )
     for kind in LISTABLE if what == "all" else (what,):
         registry, describe = registries[kind]
         print(f"{kind}:")
@@ -108,16 +121,36 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
     from transferbench.benchmarks.suites import SUITES
     from transferbench.benchmarks.training import Budget
 
-    budget_overrides = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
-                                          "optimizer": args.optimizer,
-                                          "warmup_fraction": args.warmup_fraction}.items() if v is not None}
-    run_overrides = {k: v for k, v in {
-        "data_dir": args.data_dir, "weights": args.weights, "lr": args.lr,
-        "backbone_lr_scale": args.backbone_lr_scale, "weight_decay": args.weight_decay, "freeze": args.freeze,
-        "bn_policy": args.bn_policy, "head": args.head, "image_size": args.image_size,
-        "max_train_examples": args.max_train_examples, "target_accuracy": args.target_accuracy,
-        "device": args.device, "amp": args.amp, "channels_last": args.channels_last or None,
-    }.items() if v is not None}
+    budget_overrides = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "optimizer": args.optimizer,
+            "warmup_fraction": args.warmup_fraction,
+        }.items()
+        if v is not None
+    }
+    run_overrides = {
+        k: v
+        for k, v in {
+            "data_dir": args.data_dir,
+            "weights": args.weights,
+            "lr": args.lr,
+            "backbone_lr_scale": args.backbone_lr_scale,
+            "weight_decay": args.weight_decay,
+            "freeze": args.freeze,
+            "bn_policy": args.bn_policy,
+            "head": args.head,
+            "image_size": args.image_size,
+            "max_train_examples": args.max_train_examples,
+            "target_accuracy": args.target_accuracy,
+            "device": args.device,
+            "amp": args.amp,
+            "channels_last": args.channels_last or None,
+        }.items()
+        if v is not None
+    }
     if args.suite or not (args.task or args.adapter):
         if args.task or args.adapter:
             raise UserError("--suite cannot be combined with --task/--adapter")
@@ -125,7 +158,9 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
         templates, seeds, note, label = suite.runs, suite.seeds, suite.data_note, suite.name
     else:
         if not (args.task and args.adapter):
-            raise UserError("run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)")
+            raise UserError(
+                "run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)"
+            )
         names = [s for s in args.strategy.split(",") if s.strip()]
         if not names:
             raise UserError("--strategy is empty: expected e.g. linear-probe,finetune,scratch")

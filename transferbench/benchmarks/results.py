@@ -30,8 +30,8 @@ def prepare_out_dir(out: str | Path) -> Path:
         raise UserError(f"--out {out}: exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise UserError(f"--out {out}: not writable ({exc.strerror or exc})") from None
     return out
@@ -73,7 +73,9 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipped a line that is not complete JSON (a torn write?)", stacklevel=2)
+                warnings.warn(
+                    f"{path}:{number}: skipped a line that is not complete JSON (a torn write?)", stacklevel=2
+                )
                 continue
             if isinstance(record, dict):
                 records.append(record)
@@ -110,19 +112,30 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (task, adapter, strategy, n_train), runs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         acc_mean, acc_std = _mean_std([r["metrics"]["accuracy"] for r in runs])
         f1_mean, _ = _mean_std([r["metrics"]["macro_f1"] for r in runs])
-        rows.append({
-            "task": task, "adapter": adapter, "strategy": strategy, "train_examples": n_train,
-            "seeds": sorted(r["seed"] for r in runs), "accuracy_mean": acc_mean, "accuracy_std": acc_std,
-            "macro_f1_mean": f1_mean, "near_chance": sum(r.get("status") == "near-chance" for r in runs),
-            "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
-            "train_samples_per_s": statistics.fmean(r["throughput"]["train_samples_per_s"] or 0 for r in runs),
-            "trainable_params": runs[0]["params"]["trainable"], "total_params": runs[0]["params"]["total"],
-        })
+        rows.append(
+            {
+                "task": task,
+                "adapter": adapter,
+                "strategy": strategy,
+                "train_examples": n_train,
+                "seeds": sorted(r["seed"] for r in runs),
+                "accuracy_mean": acc_mean,
+                "accuracy_std": acc_std,
+                "macro_f1_mean": f1_mean,
+                "near_chance": sum(r.get("status") == "near-chance" for r in runs),
+                "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
+                "train_samples_per_s": statistics.fmean(r["throughput"]["train_samples_per_s"] or 0 for r in runs),
+                "trainable_params": runs[0]["params"]["trainable"],
+                "total_params": runs[0]["params"]["total"],
+            }
+        )
     scratch = {(r["task"], r["adapter"], r["train_examples"]): r for r in rows if r["strategy"] == "scratch"}
     for row in rows:
         base = scratch.get((row["task"], row["adapter"], row["train_examples"]))
         row["gain_over_scratch_pts"] = (
-            None if base is None or row["strategy"] == "scratch" else 100 * (row["accuracy_mean"] - base["accuracy_mean"])
+            None
+            if base is None or row["strategy"] == "scratch"
+            else 100 * (row["accuracy_mean"] - base["accuracy_mean"])
         )
     return rows
 
@@ -161,10 +174,14 @@ def provenance_lines(records: list[dict[str, Any]]) -> str:
     """Where the numbers came from: versions, commits, devices, dates across the records."""
     if not records:
         return ""
+
     def distinct(key):
         return sorted({json.dumps(r.get(key), sort_keys=True) for r in records})
+
     commits = sorted({r.get("git_commit", "unknown") for r in records})
-    devices = sorted({(r.get("hardware") or {}).get("gpu") or (r.get("hardware") or {}).get("cpu", "?") for r in records})
+    devices = sorted(
+        {(r.get("hardware") or {}).get("gpu") or (r.get("hardware") or {}).get("cpu", "?") for r in records}
+    )
     dates = sorted(r.get("finished_at", "") for r in records)
     version_sets = [json.loads(v) for v in distinct("versions")]
     return (

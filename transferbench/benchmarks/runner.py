@@ -86,8 +86,13 @@ def seed_everything(seed: int) -> None:
 
 def resolved_strategy(spec: RunSpec) -> Strategy:
     base = STRATEGIES.get(spec.strategy)
-    return base.with_overrides(lr=spec.lr, backbone_lr_scale=spec.backbone_lr_scale,
-                               weight_decay=spec.weight_decay, freeze=spec.freeze, bn_policy=spec.bn_policy)
+    return base.with_overrides(
+        lr=spec.lr,
+        backbone_lr_scale=spec.backbone_lr_scale,
+        weight_decay=spec.weight_decay,
+        freeze=spec.freeze,
+        bn_policy=spec.bn_policy,
+    )
 
 
 def validate_spec(spec: RunSpec) -> None:
@@ -116,11 +121,21 @@ def run_identity(spec: RunSpec, data: TaskData, strategy: Strategy, image_size: 
     import transferbench
 
     return {
-        "task": data.task, "adapter": ADAPTERS.canonical(spec.adapter), "strategy": strategy.to_dict(),
-        "seed": spec.seed, "budget": asdict(spec.budget), "head": spec.head, "image_size": image_size,
-        "max_train_examples": spec.max_train_examples, "val_fraction": spec.val_fraction,
-        "split_seed": spec.split_seed, "weights": spec.weights, "amp": amp, "channels_last": spec.channels_last,
-        "data_fingerprint": data.fingerprint(), "code_version": transferbench.__version__,
+        "task": data.task,
+        "adapter": ADAPTERS.canonical(spec.adapter),
+        "strategy": strategy.to_dict(),
+        "seed": spec.seed,
+        "budget": asdict(spec.budget),
+        "head": spec.head,
+        "image_size": image_size,
+        "max_train_examples": spec.max_train_examples,
+        "val_fraction": spec.val_fraction,
+        "split_seed": spec.split_seed,
+        "weights": spec.weights,
+        "amp": amp,
+        "channels_last": spec.channels_last,
+        "data_fingerprint": data.fingerprint(),
+        "code_version": transferbench.__version__,
     }
 
 
@@ -138,8 +153,12 @@ def make_splits(spec: RunSpec, data: TaskData) -> tuple[Any, Any]:
 
 def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapter:
     adapter_spec = ADAPTERS.get(spec.adapter)
-    model = adapter_spec.create(num_classes=num_classes, pretrained=strategy.pretrained,
-                                weights=spec.weights if strategy.pretrained else None, head=spec.head)
+    model = adapter_spec.create(
+        num_classes=num_classes,
+        pretrained=strategy.pretrained,
+        weights=spec.weights if strategy.pretrained else None,
+        head=spec.head,
+    )
     model.freeze(strategy.freeze)
     model.set_bn_policy(strategy.bn_policy)
     if strategy.bn_momentum is not None:
@@ -158,17 +177,22 @@ def near_chance(accuracy: float, n: int, labels: np.ndarray) -> tuple[bool, floa
     return p_value >= 0.01, majority, p_value
 
 
-def pipelines(spec: RunSpec, data: TaskData, model: Adapter, config: TaskConfig, image_size: int,
-              device: torch.device):
+def pipelines(spec: RunSpec, data: TaskData, model: Adapter, config: TaskConfig, image_size: int, device: torch.device):
     train_split, val_split = make_splits(spec, data)
     if data.domain != model.domain:
         raise UserError(f"adapter {spec.adapter!r} is a {model.domain} adapter; task {data.task!r} is {data.domain}")
-    common = {"image_size": image_size, "flip": config.flip_augment, "device": device,
-              "channels_last": spec.channels_last}
+    common = {
+        "image_size": image_size,
+        "flip": config.flip_augment,
+        "device": device,
+        "channels_last": spec.channels_last,
+    }
     prep = model.preprocessing
-    return (VisionPipeline(train_split, prep, train=True, **common),
-            VisionPipeline(val_split, prep, train=False, **common),
-            VisionPipeline(data.test, prep, train=False, **common))
+    return (
+        VisionPipeline(train_split, prep, train=True, **common),
+        VisionPipeline(val_split, prep, train=False, **common),
+        VisionPipeline(data.test, prep, train=False, **common),
+    )
 
 
 def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
@@ -188,24 +212,74 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     identity = run_identity(spec, data, strategy, image_size, amp)
     target = spec.target_accuracy if spec.target_accuracy is not None else config.target_accuracy
     label = f"{data.task}/{identity['adapter']}/{strategy.name}/seed{spec.seed}"
-    steps = 4 if strategy.probe and spec.head == "linear" else (len(train_pipe) // spec.budget.batch_size) * spec.budget.epochs
+    steps = (len(train_pipe) // spec.budget.batch_size) * spec.budget.epochs
+    steps = 4 if strategy.probe and spec.head == "linear" else steps + (4 if strategy.head_init == "probe" else 0)
     with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
-        if strategy.probe and spec.head == "linear":
-            outcome = fit_linear_probe(model, train_pipe.unaugmented(), val_pipe, spec.budget, device=device,
-                                       amp=amp, seed=spec.seed, progress=bar)
-        else:
-            outcome = train(model, strategy, spec.budget, train_pipe if not strategy.probe else train_pipe,
-                            val_pipe, device=device, amp=amp, seed=spec.seed, target_accuracy=target, progress=bar)
-    record = _record(spec, data, model, strategy, identity, outcome, test_pipe, len(train_pipe), len(val_pipe),
-                     device, amp, target)
+        outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar)
+    record = _record(
+        spec,
+        data,
+        model,
+        strategy,
+        identity,
+        outcome,
+        test_pipe,
+        len(train_pipe),
+        len(val_pipe),
+        device,
+        amp,
+        target,
+    )
     if out_dir is not None:
         append_record(out_dir / RESULTS_FILE, record)
     return record
 
 
-def _record(spec: RunSpec, data: TaskData, model: Adapter, strategy: Strategy, identity: dict[str, Any],
-            outcome: TrainOutcome, test_pipe: VisionPipeline, n_train: int, n_val: int, device: torch.device,
-            amp: str, target: float | None) -> dict[str, Any]:
+def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar) -> TrainOutcome:
+    """Probe, train, or (LP-FT) probe then train; the probe's time counts as training time."""
+    probe_only = strategy.probe and spec.head == "linear"
+    if probe_only or strategy.head_init == "probe":
+        if spec.head != "linear":
+            raise UserError(f"strategy {strategy.name!r} fits a linear probe: it needs --head linear")
+        probe = fit_linear_probe(
+            model, train_pipe.unaugmented(), val_pipe, spec.budget, device=device, amp=amp, seed=spec.seed, progress=bar
+        )
+        if probe_only:
+            return probe
+    outcome = train(
+        model,
+        strategy,
+        spec.budget,
+        train_pipe,
+        val_pipe,
+        device=device,
+        amp=amp,
+        seed=spec.seed,
+        target_accuracy=target,
+        progress=bar,
+    )
+    if strategy.head_init == "probe":
+        outcome.train_s += probe.train_s
+        if outcome.time_to_target_s is not None:
+            outcome.time_to_target_s += probe.train_s
+        outcome.extra.update(probe_C=probe.extra["probe_C"], probe_val_accuracy=probe.val_accuracy[0])
+    return outcome
+
+
+def _record(
+    spec: RunSpec,
+    data: TaskData,
+    model: Adapter,
+    strategy: Strategy,
+    identity: dict[str, Any],
+    outcome: TrainOutcome,
+    test_pipe: VisionPipeline,
+    n_train: int,
+    n_val: int,
+    device: torch.device,
+    amp: str,
+    target: float | None,
+) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     eval_s, eval_rate = 0.0, None
     status = outcome.status
@@ -217,29 +291,54 @@ def _record(spec: RunSpec, data: TaskData, model: Adapter, strategy: Strategy, i
         metrics.update(majority_class_accuracy=majority, p_value_vs_majority=p_value)
         if chance:
             status = "near-chance"
-            outcome.status_detail = (f"test accuracy {metrics['accuracy']:.3f} is not significantly above "
-                                     f"always predicting the majority class ({majority:.3f}); the run did not learn")
+            outcome.status_detail = (
+                f"test accuracy {metrics['accuracy']:.3f} is not significantly above "
+                f"always predicting the majority class ({majority:.3f}); the run did not learn"
+            )
     return {
-        "run_id": provenance.config_hash(identity), "config_hash": provenance.config_hash(identity),
-        "status": status, "status_detail": outcome.status_detail,
-        "task": data.task, "domain": data.domain, "adapter": identity["adapter"], "strategy": strategy.name,
-        "pretrained": strategy.pretrained, "seed": spec.seed, "epochs": spec.budget.epochs,
-        "train_examples": n_train, "val_examples": n_val, "test_examples": len(data.test),
-        "test_split": data.test_split, "data_source": data.source, "data_notes": data.notes,
-        "class_names": data.class_names, "image_size": identity["image_size"],
-        "metrics": metrics, "val_accuracy_per_epoch": outcome.val_accuracy,
-        "time": {"train_s": outcome.train_s, "eval_s": eval_s, "time_to_target_s": outcome.time_to_target_s,
-                 "target_accuracy": target},
-        "throughput": {
-            "train_samples_per_s": outcome.samples_per_s, "eval_samples_per_s": eval_rate,
-            "excluded": f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
-            if not (strategy.probe and spec.head == "linear") else "probe: rate of the one feature-extraction pass",
+        "run_id": provenance.config_hash(identity),
+        "config_hash": provenance.config_hash(identity),
+        "status": status,
+        "status_detail": outcome.status_detail,
+        "task": data.task,
+        "domain": data.domain,
+        "adapter": identity["adapter"],
+        "strategy": strategy.name,
+        "pretrained": strategy.pretrained,
+        "seed": spec.seed,
+        "epochs": spec.budget.epochs,
+        "train_examples": n_train,
+        "val_examples": n_val,
+        "test_examples": len(data.test),
+        "test_split": data.test_split,
+        "data_source": data.source,
+        "data_notes": data.notes,
+        "class_names": data.class_names,
+        "image_size": identity["image_size"],
+        "metrics": metrics,
+        "val_accuracy_per_epoch": outcome.val_accuracy,
+        "time": {
+            "train_s": outcome.train_s,
+            "eval_s": eval_s,
+            "time_to_target_s": outcome.time_to_target_s,
+            "target_accuracy": target,
         },
-        "steps": outcome.steps, "details": outcome.extra,
+        "throughput": {
+            "train_samples_per_s": outcome.samples_per_s,
+            "eval_samples_per_s": eval_rate,
+            "excluded": f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
+            if not (strategy.probe and spec.head == "linear")
+            else "probe: rate of the one feature-extraction pass",
+        },
+        "steps": outcome.steps,
+        "details": outcome.extra,
         "params": {"total": model.num_params(), "trainable": model.num_params(trainable_only=True)},
-        "config": identity, "preprocessing": model.preprocessing.to_dict(),
-        "versions": provenance.versions(), "git_commit": provenance.git_commit(),
-        "hardware": provenance.device_info(str(device)), "finished_at": provenance.now_utc(),
+        "config": identity,
+        "preprocessing": model.preprocessing.to_dict(),
+        "versions": provenance.versions(),
+        "git_commit": provenance.git_commit(),
+        "hardware": provenance.device_info(str(device)),
+        "finished_at": provenance.now_utc(),
     }
 
 
@@ -247,8 +346,9 @@ def finished_ids(out_dir: Path) -> set[str]:
     return {r["run_id"] for r in read_records(out_dir / RESULTS_FILE) if "run_id" in r}
 
 
-def run_all(specs: list[RunSpec], *, out_dir: Path, resume: bool = False, progress: bool = True,
-            log: Any = print) -> list[dict[str, Any]]:
+def run_all(
+    specs: list[RunSpec], *, out_dir: Path, resume: bool = False, progress: bool = True, log: Any = print
+) -> list[dict[str, Any]]:
     """Run specs in order, loading each task's data once; with ``resume``, skip finished runs."""
     for spec in specs:
         validate_spec(spec)
@@ -261,16 +361,23 @@ def run_all(specs: list[RunSpec], *, out_dir: Path, resume: bool = False, progre
         if key not in cache:
             started = time.perf_counter()
             cache[key] = load_task(config, spec.data_dir, image_size=spec.image_size or config.image_size or 224)
-            log(f"loaded {config.name} from {cache[key].source}: {len(cache[key].train)} train / "
-                f"{len(cache[key].test)} {cache[key].test_split} examples ({time.perf_counter() - started:.1f}s)")
+            log(
+                f"loaded {config.name} from {cache[key].source}: {len(cache[key].train)} train / "
+                f"{len(cache[key].test)} {cache[key].test_split} examples ({time.perf_counter() - started:.1f}s)"
+            )
         data = cache[key]
         if resume:
             strategy = resolved_strategy(spec)
             device = resolve_device(spec.device)
             image_size = spec.image_size or config.image_size or ADAPTERS.get(spec.adapter).input_size
-            run_id = provenance.config_hash(run_identity(spec, data, strategy, image_size, resolve_amp(spec.amp, device)))
+            run_id = provenance.config_hash(
+                run_identity(spec, data, strategy, image_size, resolve_amp(spec.amp, device))
+            )
             if run_id in done:
-                log(f"skip {config.name}/{spec.adapter}/{spec.strategy}/seed{spec.seed}: finished record {run_id} exists")
+                log(
+                    f"skip {config.name}/{spec.adapter}/{spec.strategy}/seed{spec.seed}: "
+                    f"finished record {run_id} exists"
+                )
                 continue
         record = execute(spec, data, out_dir=out_dir, progress=progress)
         log(_summary_line(record))
@@ -282,4 +389,6 @@ def _summary_line(r: dict[str, Any]) -> str:
     acc = r["metrics"].get("accuracy")
     score = f"accuracy {acc:.3f}, macro-F1 {r['metrics']['macro_f1']:.3f}" if acc is not None else r["status_detail"]
     flag = "" if r["status"] == "ok" else f" [{r['status'].upper()}]"
-    return f"{r['task']}/{r['adapter']}/{r['strategy']}/seed{r['seed']}: {score}; train {r['time']['train_s']:.1f}s{flag}"
+    return (
+        f"{r['task']}/{r['adapter']}/{r['strategy']}/seed{r['seed']}: {score}; train {r['time']['train_s']:.1f}s{flag}"
+    )

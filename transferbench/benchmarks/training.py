@@ -129,9 +129,19 @@ def _accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.devi
     return float((preds == pipeline.labels.cpu().numpy()).mean())
 
 
-def train(model: Adapter, strategy: Strategy, budget: Budget, train_pipe: Any, val_pipe: Any, *,
-          device: torch.device, amp: str, seed: int, target_accuracy: float | None = None,
-          progress: Any = None) -> TrainOutcome:
+def train(
+    model: Adapter,
+    strategy: Strategy,
+    budget: Budget,
+    train_pipe: Any,
+    val_pipe: Any,
+    *,
+    device: torch.device,
+    amp: str,
+    seed: int,
+    target_accuracy: float | None = None,
+    progress: Any = None,
+) -> TrainOutcome:
     """Train ``model`` under ``budget``; validate after every epoch."""
     outcome = TrainOutcome()
     gen = torch.Generator().manual_seed(seed)
@@ -200,8 +210,17 @@ def extract_features(model: Adapter, pipeline: Any, batch_size: int, device: tor
     return torch.cat(feats).numpy()
 
 
-def fit_linear_probe(model: Adapter, train_pipe: Any, val_pipe: Any, budget: Budget, *, device: torch.device,
-                     amp: str, seed: int, progress: Any = None) -> TrainOutcome:
+def fit_linear_probe(
+    model: Adapter,
+    train_pipe: Any,
+    val_pipe: Any,
+    budget: Budget,
+    *,
+    device: torch.device,
+    amp: str,
+    seed: int,
+    progress: Any = None,
+) -> TrainOutcome:
     """Cache frozen features once, fit L2 logistic regression with C chosen on validation, and
     write the fitted weights into the adapter's linear head."""
     from sklearn.linear_model import LogisticRegression
@@ -239,7 +258,10 @@ def fit_linear_probe(model: Adapter, train_pipe: Any, val_pipe: Any, budget: Bud
     linear.weight.data.copy_(torch.from_numpy(weight))
     linear.bias.data.copy_(torch.from_numpy(bias))
     outcome.val_accuracy = [float(scores[best_c][0])]
-    outcome.extra = {"probe_C": best_c, "probe_val_accuracy_by_C": {str(c): s for c, (s, _) in scores.items()}}
+    outcome.extra = {
+        "probe_C": best_c,
+        "probe_val_accuracy_by_C": {str(c): s for c, (s, _) in scores.items()},
+    }
     outcome.steps = 1
     _sync(device)
     outcome.train_s = time.perf_counter() - start

@@ -32,7 +32,9 @@ def load_local(builder: str, split_files: dict[str, Any] | None = None, data_dir
         return datasets.load_dataset(builder, data_dir=data_dir)
     except Exception as exc:
         where = data_dir or ", ".join(map(str, split_files.values())) if split_files else data_dir
-        raise DataError(f"{where}: datasets could not read it as {builder} ({str(exc).splitlines()[0][:200]})") from None
+        raise DataError(
+            f"{where}: datasets could not read it as {builder} ({str(exc).splitlines()[0][:200]})"
+        ) from None
 
 
 def check_columns(ds: Any, columns: tuple[str, ...], where: str) -> None:

@@ -37,7 +37,8 @@ def decode_image(source: Any, name: str) -> np.ndarray:
             img.load()
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from None
+        detail = str(exc).replace(f"'{name}'", "").replace(str(name), "").strip(" :")
+        raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {detail[:100]})") from None
     array = np.asarray(rgb, dtype=np.uint8)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise DataError(f"{name}: image has zero size")
@@ -95,8 +96,15 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
     notes: list[str] = []
     if config.builtin is not None and not data_dir:
         x_train, y_train, x_test, y_test, class_names = config.builtin()
-        return TaskData(config.name, "vision", class_names, Split(x_train, y_train), Split(x_test, y_test),
-                        source=config.options.get("source", "builtin"), test_split=config.test_split)
+        return TaskData(
+            config.name,
+            "vision",
+            class_names,
+            Split(x_train, y_train),
+            Split(x_test, y_test),
+            source=config.options.get("source", "builtin"),
+            test_split=config.test_split,
+        )
     if data_dir:
         root = check_data_dir(data_dir, (config.train_split, config.test_split))
         train_classes, ignored_train = _scan_imagefolder(root, config.train_split)
@@ -110,7 +118,10 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
         if ignored_train + ignored_test:
             notes.append(f"ignored {ignored_train + ignored_test} non-image files under {root}")
         ds = load_local("imagefolder", data_dir=str(root))
-        splits = {config.train_split: ds["train"], config.test_split: ds[config.test_split if config.test_split in ds else "test"]}
+        splits = {
+            config.train_split: ds["train"],
+            config.test_split: ds[config.test_split if config.test_split in ds else "test"],
+        }
         input_config = TaskConfig(**{**config.__dict__, "input_column": "image", "label_column": "label"})
         source = str(root)
     else:
@@ -129,16 +140,35 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
     test_x, test_y, note_b = _decode_dataset(test_ds, input_config, image_size, f"{source} [{config.test_split}]")
     notes += [n for n in (note_a, note_b) if n]
     if train_x.shape[2:] != test_x.shape[2:]:
-        raise DataError(f"{source}: train images are {tuple(train_x.shape[2:])} but test images {tuple(test_x.shape[2:])}")
-    return TaskData(config.name, "vision", class_names, Split(train_x, train_y), Split(test_x, test_y),
-                    source=source, test_split=config.test_split, notes=notes)
+        raise DataError(
+            f"{source}: train images are {tuple(train_x.shape[2:])} but test images {tuple(test_x.shape[2:])}"
+        )
+    return TaskData(
+        config.name,
+        "vision",
+        class_names,
+        Split(train_x, train_y),
+        Split(test_x, test_y),
+        source=source,
+        test_split=config.test_split,
+        notes=notes,
+    )
 
 
 class VisionPipeline:
     """Batches of ``{"pixel_values", "labels"}`` from a decoded split, on ``device``."""
 
-    def __init__(self, split: Split, prep: Preprocessing, *, image_size: int, train: bool, flip: bool,
-                 device: torch.device, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        split: Split,
+        prep: Preprocessing,
+        *,
+        image_size: int,
+        train: bool,
+        flip: bool,
+        device: torch.device,
+        channels_last: bool = False,
+    ) -> None:
         self.images = split.inputs.to(device)
         self.labels = torch.as_tensor(split.labels, device=device)
         self.image_size, self.train, self.flip, self.channels_last = image_size, train, flip, channels_last
@@ -174,19 +204,32 @@ class VisionPipeline:
         if self.train and gen is not None:
             x = self._augment(x, gen)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                              antialias=x.shape[-1] > self.image_size, align_corners=False)
+            x = F.interpolate(
+                x,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                antialias=x.shape[-1] > self.image_size,
+                align_corners=False,
+            )
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def batches(self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None, drop_last: bool = False
+    ) -> Iterator[Batch]:
         n = len(self)
-        order = torch.randperm(n, generator=gen).to(self.labels.device) if shuffle else torch.arange(n, device=self.labels.device)
+        order = (
+            torch.randperm(n, generator=gen).to(self.labels.device)
+            if shuffle
+            else torch.arange(n, device=self.labels.device)
+        )
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
-            yield {"pixel_values": self.transform(self.images[idx], gen if shuffle else None), "labels": self.labels[idx]}
+            idx = order[start : start + batch_size]
+            yield {
+                "pixel_values": self.transform(self.images[idx], gen if shuffle else None),
+                "labels": self.labels[idx],
+            }
 
 
 # --- registered vision tasks ---------------------------------------------------------------------
@@ -205,22 +248,48 @@ def _sklearn_digits() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarra
     images = torch.from_numpy(np.repeat(pixels[:, None], 3, axis=1))  # grey -> RGB
     labels = digits.target.astype(np.int64)
     train_idx, test_idx = stratified_split(labels, 1 / 3, seed=0)
-    return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], [str(d) for d in range(10)]
+    return (
+        images[train_idx],
+        labels[train_idx],
+        images[test_idx],
+        labels[test_idx],
+        [str(d) for d in range(10)],
+    )
 
 
-register_task(TaskConfig(
-    name="cifar10", domain="vision", loader="hub-or-dir", hub_path="uoft-cs/cifar10", input_column="img",
-    description="CIFAR-10, 10 classes of 32x32 photos (hub uoft-cs/cifar10, or --data-dir in imagefolder layout)",
-    target_accuracy=0.7,
-), aliases=("cifar-10",))
+register_task(
+    TaskConfig(
+        name="cifar10",
+        domain="vision",
+        loader="hub-or-dir",
+        hub_path="uoft-cs/cifar10",
+        input_column="img",
+        description="CIFAR-10, 10 classes of 32x32 photos (hub uoft-cs/cifar10, or --data-dir in imagefolder layout)",
+        target_accuracy=0.7,
+    ),
+    aliases=("cifar-10",),
+)
 
-register_task(TaskConfig(
-    name="imagefolder", domain="vision", loader="dir",
-    description="any image classification folder: --data-dir DIR with train/<class>/* and test/<class>/*",
-))
+register_task(
+    TaskConfig(
+        name="imagefolder",
+        domain="vision",
+        loader="dir",
+        description="any image classification folder: --data-dir DIR with train/<class>/* and test/<class>/*",
+    )
+)
 
-register_task(TaskConfig(
-    name="digits", domain="vision", loader="builtin", flip_augment=False, image_size=64, target_accuracy=0.9,
-    description="handwritten digits 0-9, 8x8 scans bundled with scikit-learn (1198 train / 599 test); works offline",
-    builtin=_sklearn_digits, options={"source": "sklearn.datasets.load_digits (UCI optdigits)"},
-), aliases=("sklearn-digits",))
+register_task(
+    TaskConfig(
+        name="digits",
+        domain="vision",
+        loader="builtin",
+        flip_augment=False,
+        image_size=64,
+        target_accuracy=0.9,
+        description="handwritten digits 0-9, 8x8 scans bundled with scikit-learn (1198 train / 599 test); offline",
+        builtin=_sklearn_digits,
+        options={"source": "sklearn.datasets.load_digits (UCI optdigits)"},
+    ),
+    aliases=("sklearn-digits",),
+)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create (or reuse) ./.venv with the pinned torch stack and transferbench installed editable.
+# Needs only python3 (>= 3.10) and access to PyPI. Re-runs are no-ops until the pins change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${TRANSFERBENCH_VENV:-.venv}"
+STAMP="$VENV/.transferbench-setup"
+WANT="$(cat pyproject.toml requirements/constraints.txt | python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+  exit 0
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+UV="$(command -v uv || echo "python3 -m uv")"
+[[ -x "$VENV/bin/python" ]] || $UV venv --quiet --python "$(command -v python3)" "$VENV"
+# uv ignores pip's config, so the constraints file is what pins torch to the tested build.
+VIRTUAL_ENV="$VENV" $UV pip install --quiet -c requirements/constraints.txt -e ".[test,plots]"
+echo "$WANT" > "$STAMP"

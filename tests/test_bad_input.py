@@ -1,0 +1,285 @@
+"""The bad-input gauntlet: every case must end with exit status 2 and one short line that names
+the offending file, option or field and what was expected, with no traceback, and must leave an
+existing results file untouched. Add new cases to CASES."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from transferbench.benchmarks.cli import main
+
+SEED_LINE = '{"task": "earlier", "status": "ok", "seed": 0}\n'
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def _imagefolder(root: Path, src: Path) -> Path:
+    for split, n in (("train", 6), ("test", 2)):
+        for cls in ("cat", "ship"):
+            (root / split / cls).mkdir(parents=True)
+            for f in sorted((src / split / cls).iterdir())[:n]:
+                shutil.copy(f, root / split / cls / f.name)
+    return root
+
+
+def _break(kind: str, root: Path) -> None:
+    cat = root / "train" / "cat"
+    sample = next(cat.iterdir()).read_bytes()
+    if kind == "no-test":
+        shutil.rmtree(root / "test")
+    elif kind == "empty-class":
+        for f in cat.iterdir():
+            f.unlink()
+    elif kind == "extra-test-class":
+        (root / "test" / "dog").mkdir()
+        (root / "test" / "dog" / "a.png").write_bytes(sample)
+    elif kind == "corrupt":
+        (cat / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    elif kind == "truncated":
+        (cat / "truncated.png").write_bytes(sample[: len(sample) // 2])
+    elif kind == "zero-byte":
+        (cat / "zero.png").write_bytes(b"")
+    elif kind == "wrong-extension":
+        (cat / "notes.png").write_text("this is text, not a PNG")
+
+
+def _weights(kind: str, path: Path) -> Path:
+    if kind == "list":
+        torch.save([1, 2, 3], path)
+    elif kind == "wrong-shapes":
+        save_file({"conv1.weight": torch.zeros(3, 3, 1, 1)}, str(path))
+    elif kind == "pickle":
+        with open(path, "wb") as fh:
+            pickle.dump({"w": _Evil()}, fh)
+    return path
+
+
+BASE = [
+    "run",
+    "--task",
+    "imagefolder",
+    "--adapter",
+    "resnet18",
+    "--strategy",
+    "linear-probe",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--image-size",
+    "16",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
+DIGITS = [
+    "run",
+    "--task",
+    "digits",
+    "--adapter",
+    "efficientnet-lite0",
+    "--epochs",
+    "1",
+    "--image-size",
+    "16",
+    "--no-progress",
+    "--max-train-examples",
+    "40",
+]
+
+# (id, argv with {data}/{weights}/{file} placeholders, folder breakage, weights kind, expected fragment)
+CASES = [
+    (
+        "unknown-task",
+        ["run", "--task", "cifar11", "--adapter", "resnet18"],
+        None,
+        None,
+        "Did you mean: cifar10",
+    ),
+    (
+        "unknown-adapter",
+        ["run", "--task", "digits", "--adapter", "resnet19"],
+        None,
+        None,
+        "Did you mean: resnet18",
+    ),
+    ("unknown-strategy", [*DIGITS, "--strategy", "finetun"], None, None, "Did you mean: finetune"),
+    ("unknown-suite", ["run", "--suite", "quik"], None, None, "Did you mean: quick"),
+    ("unknown-list", ["list", "adaptors"], None, None, "did you mean adapters"),
+    ("empty-strategy", [*DIGITS, "--strategy", ","], None, None, "--strategy is empty"),
+    ("task-without-adapter", ["run", "--task", "digits"], None, None, "needs both --task and --adapter"),
+    (
+        "suite-and-task",
+        ["run", "--suite", "quick", "--task", "digits"],
+        None,
+        None,
+        "--suite cannot be combined",
+    ),
+    ("missing-data-dir", [*BASE, "--data-dir", "{tmp}/nowhere"], None, None, "nowhere: does not exist"),
+    ("data-dir-is-file", [*BASE, "--data-dir", "{file}"], None, None, "is not a directory"),
+    ("folder-task-no-data-dir", BASE, None, None, "pass --data-dir"),
+    (
+        "hub-offline",
+        ["run", "--task", "cifar10", "--adapter", "resnet18", "--no-progress"],
+        None,
+        None,
+        "offline, pass --data-dir",
+    ),
+    ("no-test-split", [*BASE, "--data-dir", "{data}"], "no-test", None, "no test/ folder"),
+    (
+        "empty-class-folder",
+        [*BASE, "--data-dir", "{data}"],
+        "empty-class",
+        None,
+        "cat: class folder has no image",
+    ),
+    (
+        "test-class-not-in-train",
+        [*BASE, "--data-dir", "{data}"],
+        "extra-test-class",
+        None,
+        "classes dog are not in",
+    ),
+    ("corrupt-image", [*BASE, "--data-dir", "{data}"], "corrupt", None, "corrupt.png: not a readable image"),
+    (
+        "truncated-image",
+        [*BASE, "--data-dir", "{data}"],
+        "truncated",
+        None,
+        "truncated.png: not a readable image",
+    ),
+    ("zero-byte-image", [*BASE, "--data-dir", "{data}"], "zero-byte", None, "zero.png: not a readable image"),
+    (
+        "wrong-extension",
+        [*BASE, "--data-dir", "{data}"],
+        "wrong-extension",
+        None,
+        "notes.png: not a readable image",
+    ),
+    (
+        "weights-missing",
+        [*BASE, "--data-dir", "{data}", "--weights", "{tmp}/absent.pth"],
+        None,
+        None,
+        "absent.pth: file not found",
+    ),
+    (
+        "weights-not-state-dict",
+        [*BASE, "--data-dir", "{data}", "--weights", "{weights}"],
+        None,
+        "list",
+        "expected a state dict",
+    ),
+    (
+        "weights-wrong-shapes",
+        [*BASE, "--data-dir", "{data}", "--weights", "{weights}"],
+        None,
+        "wrong-shapes",
+        "not a state dict for ResNet",
+    ),
+    (
+        "weights-unsafe-pickle",
+        [*BASE, "--data-dir", "{data}", "--weights", "{weights}"],
+        None,
+        "pickle",
+        "refused by torch.load(weights_only=True)",
+    ),
+    ("zero-epochs", [*DIGITS, "--epochs", "0"], None, None, "--epochs must be a positive integer"),
+    ("negative-epochs", [*DIGITS, "--epochs", "-3"], None, None, "--epochs must be a positive integer"),
+    (
+        "zero-batch-size",
+        [*DIGITS, "--batch-size", "0"],
+        None,
+        None,
+        "--batch-size must be a positive integer",
+    ),
+    ("batch-larger-than-data", [*DIGITS, "--batch-size", "512"], None, None, "larger than the"),
+    ("zero-lr", [*DIGITS, "--lr", "0"], None, None, "--lr must be a positive number"),
+    ("negative-lr", [*DIGITS, "--lr", "-0.1"], None, None, "--lr must be a positive number"),
+    ("seeds-not-integers", [*DIGITS, "--seeds", "a,b"], None, None, "--seeds 'a,b' is not valid"),
+    ("seeds-duplicated", [*DIGITS, "--seeds", "1,1"], None, None, "distinct non-negative"),
+    ("tiny-image-size", [*DIGITS, "--image-size", "2"], None, None, "--image-size must be at least"),
+    (
+        "zero-train-examples",
+        [*DIGITS, "--max-train-examples", "0"],
+        None,
+        None,
+        "--max-train-examples must be",
+    ),
+    ("bad-freeze-policy", [*DIGITS, "--freeze", "last-x"], None, None, "freeze policy 'last-x' is not valid"),
+    (
+        "freeze-too-deep",
+        [*DIGITS, "--strategy", "partial", "--freeze", "last-99"],
+        None,
+        None,
+        "has only 18 blocks",
+    ),
+    ("no-cuda", [*DIGITS, "--device", "cuda"], None, None, "CUDA is not available"),
+    ("bad-device", [*DIGITS, "--device", "tpu9"], None, None, "--device 'tpu9' is not valid"),
+    ("bad-amp", [*DIGITS, "--amp", "fp8"], None, None, "--amp 'fp8' is not valid"),
+    ("out-is-a-file", [*DIGITS, "--out", "{file}"], None, None, "exists and is not a directory"),
+    ("out-not-writable", [*DIGITS, "--out", "/proc/transferbench-out"], None, None, "not writable"),
+]
+
+
+@pytest.mark.parametrize(("argv", "breakage", "weights", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected, tmp_path, capsys):
+    from conftest import shared
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text(SEED_LINE)
+    a_file = tmp_path / "a-file.txt"
+    a_file.write_text("x")
+    data = tmp_path / "data"
+    if any("{data}" in a for a in argv):
+        _imagefolder(data, shared("cifar10"))
+        if breakage:
+            _break(breakage, data)
+    suffix = ".safetensors" if weights == "wrong-shapes" else ".pth"
+    weights_path = _weights(weights, tmp_path / f"w{suffix}") if weights else None
+    args = [a.format(tmp=tmp_path, data=data, file=a_file, weights=weights_path) for a in argv]
+    if "--out" not in args and args[0] == "run":
+        args += ["--out", str(out)]
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]  # progress bars may come first
+    errors = [line for line in lines if line.startswith("transferbench: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert expected in errors[0], errors[0]
+    assert (out / "results.jsonl").read_text() == SEED_LINE
+
+
+def test_disk_full_while_writing_keeps_earlier_results(tmp_path, capsys, monkeypatch):
+    """A failed append (ENOSPC) is a clear error; the records already there stay intact."""
+    from transferbench.benchmarks import results
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text(SEED_LINE)
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results.os, "write", full)
+    code = main([*DIGITS, "--strategy", "linear-probe", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and "results.jsonl" in err
+    assert (out / "results.jsonl").read_text() == SEED_LINE
+
+
+def test_gauntlet_is_large_enough():
+    assert len(CASES) + 1 >= 30

@@ -1,0 +1,114 @@
+"""The training loop's guarantees: divergence is recorded, chance is flagged, the probe is exact."""
+
+import numpy as np
+import pytest
+import torch
+
+from transferbench.benchmarks.runner import RunSpec, build_adapter, execute, near_chance, resolved_strategy
+from transferbench.benchmarks.training import Budget, warmup_cosine
+from transferbench.tasks import TASKS, load_task
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_task(TASKS.get("digits"), None)
+
+
+def _spec(strategy, **kw):
+    budget = Budget(epochs=kw.pop("epochs", 1), batch_size=16)
+    return RunSpec(
+        task="digits",
+        adapter="efficientnet-lite0",
+        strategy=strategy,
+        image_size=16,
+        max_train_examples=kw.pop("n", 96),
+        budget=budget,
+        device="cpu",
+        **kw,
+    )
+
+
+def test_nan_loss_stops_the_run_as_diverged(digits, monkeypatch):
+    from transferbench.adapters.vision import EfficientNetLiteAdapter
+
+    calls = {"n": 0}
+    original = EfficientNetLiteAdapter.forward
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        out = original(self, batch)
+        return out * float("nan") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(EfficientNetLiteAdapter, "forward", poisoned)
+    record = execute(_spec("finetune"), digits, progress=False)
+    assert record["status"] == "diverged"
+    assert record["details"]["diverged_at_step"] == 2
+    assert "at step 2" in record["status_detail"]
+    assert record["metrics"] == {}
+
+
+def test_linear_probe_head_reproduces_logistic_regression(digits):
+    record = execute(_spec("linear-probe", n=200), digits, progress=False)
+    assert record["status"] == "ok"
+    assert record["details"]["probe_C"] in (0.001, 0.01, 0.1, 1.0)
+    assert record["params"]["trainable"] == 1280 * 10 + 10
+    # the folded head must score on validation exactly what sklearn scored
+    assert record["val_accuracy_per_epoch"][0] == pytest.approx(
+        record["details"]["probe_val_accuracy_by_C"][str(record["details"]["probe_C"])]
+    )
+
+
+def test_record_carries_provenance_and_throughput(digits, tmp_path):
+    record = execute(_spec("scratch"), digits, out_dir=tmp_path, progress=False)
+    for key in (
+        "task",
+        "domain",
+        "adapter",
+        "strategy",
+        "pretrained",
+        "seed",
+        "epochs",
+        "train_examples",
+        "test_examples",
+        "val_accuracy_per_epoch",
+        "versions",
+        "git_commit",
+        "config_hash",
+        "status",
+    ):
+        assert key in record
+    assert record["pretrained"] is False and record["train_examples"] == 96
+    assert 0 <= record["metrics"]["accuracy"] <= 1 and 0 <= record["metrics"]["macro_f1"] <= 1
+    assert record["throughput"]["train_samples_per_s"] > 0 and record["time"]["train_s"] > 0
+    assert record["versions"]["torch"] == torch.__version__.split("+")[0] or record["versions"]["torch"]
+    assert record["config"]["strategy"]["precise_bn"] is True
+    assert (tmp_path / "results.jsonl").read_text().count("\n") == 1
+
+
+def test_near_chance_detects_a_model_that_predicts_one_class():
+    labels = np.repeat(np.arange(10), 100)
+    assert near_chance(0.10, 1000, labels)[0]
+    assert near_chance(0.115, 1000, labels)[0]
+    assert not near_chance(0.25, 1000, labels)[0]
+    skewed = np.array([0] * 900 + [1] * 100)  # majority baseline 0.9, not 0.5
+    assert near_chance(0.9, 1000, skewed)[0]
+
+
+def test_strategies_set_up_what_they_promise():
+    finetune = build_adapter(_spec("finetune"), resolved_strategy(_spec("finetune")), 10)
+    finetune.train()
+    assert all(not bn.training for bn in finetune.batchnorm_layers())  # frozen statistics
+    assert finetune.num_params(trainable_only=True) == finetune.num_params()
+    scratch = build_adapter(_spec("scratch"), resolved_strategy(_spec("scratch")), 10)
+    scratch.train()
+    assert all(bn.training and bn.momentum == 0.1 for bn in scratch.batchnorm_layers())
+    partial = build_adapter(_spec("partial"), resolved_strategy(_spec("partial")), 10)
+    trainable = {id(p) for p in partial.parameters() if p.requires_grad}
+    last_two = {id(p) for b in partial.blocks()[-2:] for p in b.parameters()}
+    assert trainable == last_two | {id(p) for p in partial.head.parameters()}
+
+
+def test_warmup_cosine_schedule():
+    f = warmup_cosine(100, 0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5, abs=0.02) and f(99) < 0.01

@@ -1,0 +1,183 @@
+"""A validator for the adapter contract, in the spirit of HEAR's: any registered adapter can be
+checked with ``check_adapter(name, workdir)``; the test suite runs it over every registered
+adapter, so a new adapter cannot join the registry without honouring the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from transferbench.adapters.base import ADAPTERS, Adapter, AdapterSpec
+
+
+class ContractError(AssertionError):
+    pass
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ContractError(message)
+
+
+def _build(spec: AdapterSpec, seed: int, **kw) -> Adapter:
+    torch.manual_seed(seed)
+    return spec.create(num_classes=kw.pop("num_classes", 3), **{**spec.tiny, **kw})
+
+
+def _batch(model: Adapter, spec: AdapterSpec, batch_size: int = 4) -> dict[str, torch.Tensor]:
+    torch.manual_seed(123)
+    return model.example_batch(batch_size, **spec.example_shape)
+
+
+def _step(model: Adapter, batch: dict[str, torch.Tensor]) -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    loss = F.cross_entropy(model(batch), torch.arange(len(next(iter(batch.values())))) % model.num_classes)
+    loss.backward()
+    optimizer.step()
+
+
+def check_shapes(spec: AdapterSpec, workdir: Path) -> None:
+    model = _build(spec, 0, pretrained=False).eval()
+    batch = _batch(model, spec)
+    _require(
+        model.domain == spec.domain == model.preprocessing.domain,
+        "domain of spec, adapter and preprocessing differ",
+    )
+    _require(model.preprocessing.input_key in batch, f"example batch lacks {model.preprocessing.input_key!r}")
+    feats, logits = model.forward_features(batch), model(batch)
+    _require(
+        tuple(feats.shape) == (4, model.num_features),
+        f"features shape {tuple(feats.shape)} != (4, {model.num_features})",
+    )
+    _require(tuple(logits.shape) == (4, 3), f"logits shape {tuple(logits.shape)} != (4, 3)")
+    block_params = {id(p) for block in model.blocks() for p in block.parameters()}
+    missing = [n for n, p in model.backbone.named_parameters() if id(p) not in block_params]
+    _require(not missing, f"blocks() miss backbone parameters, e.g. {missing[:3]}")
+
+
+def check_freeze(spec: AdapterSpec, workdir: Path) -> None:
+    model = _build(spec, 0, pretrained=False)
+    model.freeze("backbone")
+    model.train()
+    batch = _batch(model, spec)
+    bn_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    _step(model, batch)
+    _require(
+        all(p.grad is None for p in model.backbone.parameters()),
+        "backbone got gradients under freeze=backbone",
+    )
+    _require(all(p.grad is not None for p in model.head.parameters()), "head got no gradient under freeze=backbone")
+    changed = [k for k, v in model.backbone.state_dict().items() if not torch.equal(v, bn_before[k])]
+    _require(not changed, f"frozen backbone state changed in a training step (BatchNorm stats?): {changed[:3]}")
+    _require(
+        model.num_params(trainable_only=True) == sum(p.numel() for p in model.head.parameters()),
+        "trainable parameter count under freeze=backbone is not the head's",
+    )
+
+    model = _build(spec, 0, pretrained=False)
+    model.freeze("last-1")
+    model.train()
+    _step(model, _batch(model, spec))
+    last = {id(p) for p in model.blocks()[-1].parameters()}
+    for p in model.backbone.parameters():
+        _require(
+            (p.grad is not None) == (id(p) in last),
+            "freeze=last-1 trained a parameter outside the last block",
+        )
+
+    model = _build(spec, 0, pretrained=False)
+    model.freeze("none")
+    model.set_bn_policy("frozen-stats")
+    model.train()
+    stats = {k: v.clone() for k, v in model.backbone.state_dict().items() if "running" in k or "num_batches" in k}
+    _step(model, _batch(model, spec))
+    moved = [k for k, v in model.backbone.state_dict().items() if k in stats and not torch.equal(v, stats[k])]
+    _require(not moved, f"bn_policy=frozen-stats let running statistics move: {moved[:3]}")
+    groups = model.param_groups(1e-3, 1e-4, 0.01)
+    grouped = [id(p) for g in groups for p in g["params"]]
+    _require(
+        len(grouped) == len(set(grouped)) == len([p for p in model.parameters() if p.requires_grad]),
+        "param_groups do not hold each trainable parameter exactly once",
+    )
+
+
+def check_pretrained_differs(spec: AdapterSpec, workdir: Path) -> None:
+    """Weights written by one instance load through ``weights=`` (the --weights path) into another;
+    a scratch instance of the same architecture differs from them."""
+    from safetensors.torch import save_file
+
+    source = _build(spec, 1, pretrained=False)
+    path = workdir / f"{spec.name}-weights.safetensors"
+    save_file({k: v.contiguous() for k, v in source.backbone_state_dict().items()}, str(path))
+    loaded = _build(spec, 2, pretrained=True, weights=str(path))
+    scratch = _build(spec, 3, pretrained=False)
+    ref = source.backbone.state_dict()
+    for key, value in loaded.backbone.state_dict().items():
+        _require(torch.equal(value, ref[key]), f"weights file did not load into {key}")
+    weights = [k for k, v in ref.items() if v.is_floating_point() and v.numel() > 1 and "running" not in k]
+    _require(
+        any(not torch.equal(scratch.backbone.state_dict()[k], ref[k]) for k in weights),
+        "a scratch model equals the pretrained one",
+    )
+    if spec.offline_pretrained:
+        shipped = _build(spec, 2, pretrained=True)
+        _require(
+            any(not torch.equal(shipped.backbone.state_dict()[k], scratch.backbone.state_dict()[k]) for k in weights),
+            "shipped pretrained weights equal a random init",
+        )
+
+
+def check_head_reset(spec: AdapterSpec, workdir: Path) -> None:
+    model = _build(spec, 0, pretrained=False).eval()
+    old_head = [p.clone() for p in model.head.parameters()]
+    backbone = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    model.reset_classifier(7, head="mlp")
+    batch = _batch(model, spec)
+    _require(tuple(model(batch).shape) == (4, 7), "reset_classifier(7) did not give 7 logits")
+    _require(len(list(model.head.parameters())) == 4, "mlp head is not Dense(256, relu) -> Dense(N)")
+    _require(
+        all(
+            old.shape != new.shape or not torch.equal(old, new)
+            for old, new in zip(old_head, model.head.parameters(), strict=False)
+        ),
+        "head was not replaced",
+    )
+    _require(
+        all(torch.equal(v, backbone[k]) for k, v in model.backbone.state_dict().items()),
+        "reset_classifier changed the backbone",
+    )
+
+
+def check_save_load(spec: AdapterSpec, workdir: Path) -> None:
+    model = _build(spec, 0, pretrained=False).eval()
+    path = workdir / f"{spec.name}-adapter.pt"
+    torch.save(model.state_dict(), path)
+    clone = _build(spec, 9, pretrained=False).eval()
+    clone.load_state_dict(torch.load(path, weights_only=True))
+    batch = _batch(model, spec)
+    with torch.no_grad():
+        _require(
+            torch.allclose(model(batch), clone(batch), atol=1e-5),
+            "outputs differ after a save/load round trip",
+        )
+
+
+CHECKS: dict[str, Callable[[AdapterSpec, Path], None]] = {
+    "shapes": check_shapes,
+    "freeze": check_freeze,
+    "pretrained-differs": check_pretrained_differs,
+    "head-reset": check_head_reset,
+    "save-load": check_save_load,
+}
+
+
+def check_adapter(name: str, workdir: Path, checks: tuple[str, ...] = tuple(CHECKS)) -> None:
+    """Run the contract checks on a registered adapter; raises ContractError on the first failure."""
+    spec = ADAPTERS.get(name)
+    for check in checks:
+        CHECKS[check](spec, Path(workdir))
