@@ -112,3 +112,33 @@ def test_warmup_cosine_schedule():
     f = warmup_cosine(100, 0.1)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.5, abs=0.02) and f(99) < 0.01
+
+
+def _limit_training_batch(monkeypatch, limit):
+    from transferbench.adapters.vision import EfficientNetLiteAdapter
+
+    original = EfficientNetLiteAdapter.forward
+
+    def limited(self, batch):
+        if self.training and len(batch["pixel_values"]) > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, batch)
+
+    monkeypatch.setattr(EfficientNetLiteAdapter, "forward", limited)
+
+
+def test_oom_halves_the_micro_batch_and_keeps_the_effective_batch(digits, monkeypatch):
+    _limit_training_batch(monkeypatch, 4)
+    record = execute(_spec("finetune"), digits, progress=False)
+    assert record["status"] in ("ok", "near-chance")  # trained to the end (1 epoch at 16 px learns little)
+    assert record["details"]["micro_batch"] == 4 and record["details"]["grad_accumulation"] == 4
+    assert record["details"]["oom_retries"] == 2  # 16 -> 8 -> 4, then it fits for the rest of the run
+    assert record["steps"] == 96 // 16
+
+
+def test_oom_below_the_floor_ends_the_run_as_oom(digits, monkeypatch):
+    _limit_training_batch(monkeypatch, 0)
+    record = execute(_spec("scratch"), digits, progress=False)
+    assert record["status"] == "oom"
+    assert "out of memory at step 0" in record["status_detail"]
+    assert record["metrics"] == {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import statistics
 import tempfile
 import warnings
@@ -18,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from transferbench.benchmarks import faults
 from transferbench.errors import UserError
 
 RESULTS_FILE = "results.jsonl"
@@ -50,6 +52,10 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
                 if fh.read(1) != b"\n":
                     line = "\n" + line
         data = line.encode()
+        if faults.armed("append"):  # tests: die after writing half a line
+            os.write(fd, data[: len(data) // 2])
+            os.fsync(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
         written = 0
         while written < len(data):
             written += os.write(fd, data[written:])

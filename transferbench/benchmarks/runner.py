@@ -215,7 +215,8 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     steps = (len(train_pipe) // spec.budget.batch_size) * spec.budget.epochs
     steps = 4 if strategy.probe and spec.head == "linear" else steps + (4 if strategy.head_init == "probe" else 0)
     with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
-        outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar)
+        ckpt = out_dir / "checkpoints" / f"{provenance.config_hash(identity)}.pt" if out_dir is not None else None
+        outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt)
     record = _record(
         spec,
         data,
@@ -232,10 +233,12 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     )
     if out_dir is not None:
         append_record(out_dir / RESULTS_FILE, record)
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
     return record
 
 
-def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar) -> TrainOutcome:
+def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt) -> TrainOutcome:
     """Probe, train, or (LP-FT) probe then train; the probe's time counts as training time."""
     probe_only = strategy.probe and spec.head == "linear"
     if probe_only or strategy.head_init == "probe":
@@ -257,6 +260,7 @@ def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar) 
         seed=spec.seed,
         target_accuracy=target,
         progress=bar,
+        checkpoint_path=ckpt,
     )
     if strategy.head_init == "probe":
         outcome.train_s += probe.train_s

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferbench.adapters.base import Adapter
+from transferbench.benchmarks import checkpoint, faults
 from transferbench.benchmarks.strategies import Strategy
 from transferbench.errors import UserError
 
@@ -129,6 +131,44 @@ def _accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.devi
     return float((preds == pipeline.labels.cpu().numpy()).mean())
 
 
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def _step(
+    model: Adapter,
+    batch: dict,
+    optimizer: torch.optim.Optimizer,
+    params: list,
+    budget: Budget,
+    device: torch.device,
+    amp: str,
+    micro_batch: int,
+) -> torch.Tensor:
+    """One optimizer step over ``batch``, in micro-batches of ``micro_batch`` whose gradients
+    accumulate (the effective batch stays the budget's). Returns the (detached) mean loss; a
+    non-finite loss returns before any update."""
+    n = len(batch["labels"])
+    optimizer.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=device)
+    for i in range(0, n, micro_batch):
+        part = {k: v[i : i + micro_batch] for k, v in batch.items()}
+        with autocast(device, amp):
+            logits = model(part)
+        loss = F.cross_entropy(logits.float(), part["labels"], label_smoothing=budget.label_smoothing)
+        loss = loss * (len(part["labels"]) / n)
+        if not torch.isfinite(loss):
+            return loss.detach()
+        loss.backward()
+        total += loss.detach()
+    if budget.grad_clip:
+        nn.utils.clip_grad_norm_(params, budget.grad_clip)
+    optimizer.step()
+    return total
+
+
 def train(
     model: Adapter,
     strategy: Strategy,
@@ -141,8 +181,15 @@ def train(
     seed: int,
     target_accuracy: float | None = None,
     progress: Any = None,
+    checkpoint_path: Path | None = None,
+    min_micro_batch: int = 1,
 ) -> TrainOutcome:
-    """Train ``model`` under ``budget``; validate after every epoch."""
+    """Train ``model`` under ``budget``, validating after every epoch.
+
+    With ``checkpoint_path``, state is saved after every epoch and a run finds and continues from it.
+    On out-of-memory the micro-batch is halved (gradient accumulation keeps the effective batch) and
+    the step retried; below ``min_micro_batch`` the run ends with status ``oom``.
+    """
     outcome = TrainOutcome()
     gen = torch.Generator().manual_seed(seed)
     groups = model.param_groups(strategy.lr, strategy.lr * strategy.backbone_lr_scale, strategy.weight_decay)
@@ -151,31 +198,62 @@ def train(
     total = steps_per_epoch * budget.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, budget.warmup_fraction))
     params = [p for g in groups for p in g["params"]]
-    warmup_excluded = min(5, total // 10)
-    outcome.warmup_steps_excluded = warmup_excluded
+    outcome.warmup_steps_excluded = warmup_excluded = min(5, total // 10)
+    micro_batch = budget.batch_size
+    first_epoch, earlier_s = 0, 0.0
+    saved = checkpoint.load(checkpoint_path) if checkpoint_path else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        checkpoint.set_rng_state(saved["rng"], gen)
+        for key, value in saved["outcome"].items():
+            setattr(outcome, key, value)
+        first_epoch, earlier_s, micro_batch = saved["epoch"] + 1, saved["train_s"], saved["micro_batch"]
+        outcome.extra["resumed_from_epoch"] = first_epoch
+        if progress is not None:
+            progress.update(outcome.steps)
     start = time.perf_counter()
     eval_s = 0.0
-    for epoch in range(budget.epochs):
+
+    def elapsed() -> float:
+        return earlier_s + time.perf_counter() - start - eval_s
+
+    for epoch in range(first_epoch, budget.epochs):
         model.train()
         epoch_timer = None
         for batch in train_pipe.batches(budget.batch_size, shuffle=True, gen=gen, drop_last=True):
+            faults.kill_if_armed("train-step")
             if epoch_timer is None and outcome.steps >= warmup_excluded:
                 _sync(device)
                 epoch_timer = time.perf_counter()
-            with autocast(device, amp):
-                logits = model(batch)
-                loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=budget.label_smoothing)
+            while True:
+                try:
+                    loss = _step(model, batch, optimizer, params, budget, device, amp, micro_batch)
+                    break
+                except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+                    if not is_oom(exc):
+                        raise
+                    optimizer.zero_grad(set_to_none=True)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    outcome.extra["oom_retries"] = outcome.extra.get("oom_retries", 0) + 1
+                    if micro_batch // 2 < min_micro_batch:
+                        outcome.status = "oom"
+                        outcome.status_detail = (
+                            f"out of memory at step {outcome.steps} even with micro-batch {micro_batch}"
+                        )
+                        outcome.train_s = elapsed()
+                        return outcome
+                    micro_batch //= 2
+                    outcome.extra["micro_batch"] = micro_batch
+                    outcome.extra["grad_accumulation"] = -(-budget.batch_size // micro_batch)
             if not torch.isfinite(loss):
                 outcome.status = "diverged"
                 outcome.status_detail = f"loss became {loss.item()} at step {outcome.steps} (epoch {epoch + 1})"
                 outcome.extra["diverged_at_step"] = outcome.steps
-                outcome.train_s = time.perf_counter() - start - eval_s
+                outcome.train_s = elapsed()
                 return outcome
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if budget.grad_clip:
-                nn.utils.clip_grad_norm_(params, budget.grad_clip)
-            optimizer.step()
             schedule.step()
             outcome.steps += 1
             if epoch_timer is not None:
@@ -189,15 +267,33 @@ def train(
         if strategy.precise_bn:  # part of the training cost, so timed as training
             recalibrate_batchnorm(model, train_pipe.unaugmented(), budget.batch_size)
         eval_start = time.perf_counter()
+        faults.kill_if_armed("eval")
         outcome.val_accuracy.append(_accuracy(model, val_pipe, budget.batch_size * 2, device, amp))
         eval_s += time.perf_counter() - eval_start
         reached = target_accuracy is not None and outcome.val_accuracy[-1] >= target_accuracy
         if reached and outcome.time_to_target_s is None:
-            outcome.time_to_target_s = time.perf_counter() - start - eval_s
+            outcome.time_to_target_s = elapsed()
         if progress is not None:
             progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
-    outcome.train_s = time.perf_counter() - start - eval_s
+        if checkpoint_path is not None and epoch + 1 < budget.epochs:
+            checkpoint.save(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": checkpoint.rng_state(gen),
+                    "epoch": epoch,
+                    "train_s": elapsed(),
+                    "micro_batch": micro_batch,
+                    "outcome": {k: getattr(outcome, k) for k in _RESUMABLE},
+                },
+            )
+    outcome.train_s = elapsed()
     return outcome
+
+
+_RESUMABLE = ("steps", "val_accuracy", "timed_samples", "timed_s", "time_to_target_s", "extra")
 
 
 @torch.no_grad()
