@@ -65,6 +65,26 @@ def _weights(kind: str, path: Path) -> Path:
     return path
 
 
+def _csv_dir(kind: str, root: Path) -> Path:
+    root.mkdir()
+    train, test = "sentence,label\ngood film,1\nbad film,0\nfine,1\nawful,0\n", "sentence,label\nok,1\nmeh,0\n"
+    if kind == "missing-column":
+        train = train.replace("sentence,", "review,")
+    elif kind == "bad-encoding":
+        train = train + "caf\xe9,1\n"
+    elif kind == "empty-text":
+        train = 'sentence,label\n"",1\n"  ",0\n'
+    elif kind == "non-integer-label":
+        train = train.replace("good film,1", "good film,positive")
+    elif kind == "unseen-test-label":
+        test = test + "what,2\n"
+    elif kind == "empty-file":
+        train = ""
+    (root / "train.csv").write_bytes(train.encode("latin-1"))
+    (root / "validation.csv").write_text(test)
+    return root
+
+
 BASE = [
     "run",
     "--task",
@@ -82,6 +102,22 @@ BASE = [
     "--device",
     "cpu",
     "--no-progress",
+]
+TEXT = [
+    "run",
+    "--task",
+    "sst2",
+    "--adapter",
+    "minilm-l6",
+    "--strategy",
+    "linear-probe",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "2",
+    "--no-progress",
+    "--device",
+    "cpu",
 ]
 DIGITS = [
     "run",
@@ -228,6 +264,48 @@ CASES = [
     ("no-cuda", [*DIGITS, "--device", "cuda"], None, None, "CUDA is not available"),
     ("bad-device", [*DIGITS, "--device", "tpu9"], None, None, "--device 'tpu9' is not valid"),
     ("bad-amp", [*DIGITS, "--amp", "fp8"], None, None, "--amp 'fp8' is not valid"),
+    (
+        "csv-missing-column",
+        [*TEXT, "--data-dir", "{csv}"],
+        "missing-column",
+        None,
+        "no column 'sentence'; columns present: review, label",
+    ),
+    ("csv-bad-encoding", [*TEXT, "--data-dir", "{csv}"], "bad-encoding", None, "train.csv: not UTF-8 text"),
+    ("csv-all-text-empty", [*TEXT, "--data-dir", "{csv}"], "empty-text", None, "no rows with text in column"),
+    (
+        "csv-non-integer-label",
+        [*TEXT, "--data-dir", "{csv}"],
+        "non-integer-label",
+        None,
+        "label 'positive' (data row 1) is not one of 0, 1",
+    ),
+    ("csv-unseen-test-label", [*TEXT, "--data-dir", "{csv}"], "unseen-test-label", None, "label '2' (data row 3)"),
+    ("csv-empty-file", [*TEXT, "--data-dir", "{csv}"], "empty-file", None, "train.csv: file is empty"),
+    ("csv-missing-file", [*TEXT, "--data-dir", "{tmp}"], None, None, "no train.csv"),
+    (
+        "domain-mismatch",
+        ["run", "--task", "digits", "--adapter", "minilm-l6"],
+        None,
+        None,
+        "'minilm-l6' is a text adapter but task 'digits' is vision",
+    ),
+    (
+        "classical-not-scratch",
+        [*TEXT, "--adapter", "tfidf-logreg", "--strategy", "finetune"],
+        None,
+        None,
+        "runs with --strategy scratch only",
+    ),
+    ("text-option-on-vision", [*DIGITS, "--max-length", "32"], None, None, "--max-length applies to text adapters"),
+    ("zero-max-length", [*TEXT, "--max-length", "0"], None, None, "--max-length must be a positive integer"),
+    (
+        "model-path-not-a-model",
+        [*TEXT, "--data-dir", "{csv}", "--model-path", "{tmp}"],
+        "ok",
+        None,
+        "no config.json; expected a save_pretrained() directory",
+    ),
     ("out-is-a-file", [*DIGITS, "--out", "{file}"], None, None, "exists and is not a directory"),
     ("out-not-writable", [*DIGITS, "--out", "/proc/transferbench-out"], None, None, "not writable"),
 ]
@@ -248,8 +326,11 @@ def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected
         if breakage:
             _break(breakage, data)
     suffix = ".safetensors" if weights == "wrong-shapes" else ".pth"
+    csv_dir = tmp_path / "csv"
+    if any("{csv}" in a for a in argv):
+        _csv_dir(breakage or "ok", csv_dir)
     weights_path = _weights(weights, tmp_path / f"w{suffix}") if weights else None
-    args = [a.format(tmp=tmp_path, data=data, file=a_file, weights=weights_path) for a in argv]
+    args = [a.format(tmp=tmp_path, data=data, file=a_file, weights=weights_path, csv=csv_dir) for a in argv]
     if "--out" not in args and args[0] == "run":
         args += ["--out", str(out)]
     code = main(args)

@@ -18,8 +18,26 @@ from transferbench.benchmarks.results import read_records
 
 @pytest.mark.slow
 def test_cifar10_fixture_transfer_beats_scratch_and_finetune_beats_probe(tmp_path):
-    code = main(["run", "--task", "cifar10", "--data-dir", str(shared("cifar10")), "--adapter", "efficientnet-lite0",
-                 "--image-size", "96", "--epochs", "3", "--seeds", "0", "--out", str(tmp_path), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--task",
+            "cifar10",
+            "--data-dir",
+            str(shared("cifar10")),
+            "--adapter",
+            "efficientnet-lite0",
+            "--image-size",
+            "96",
+            "--epochs",
+            "3",
+            "--seeds",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     runs = {r["strategy"]: r for r in read_records(tmp_path / "results.jsonl")}
     acc = {name: r["metrics"]["accuracy"] for name, r in runs.items()}
@@ -36,8 +54,14 @@ def test_cifar10_fixture_transfer_beats_scratch_and_finetune_beats_probe(tmp_pat
 def test_readme_main_job_runs_offline_and_prints_a_table(tmp_path):
     """`transferbench run` with no arguments: the quick suite, offline, on data a fresh install has."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "transferbench.benchmarks.cli", "run", "--out", str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "transferbench.benchmarks.cli", "run", "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "scikit-learn's bundled UCI handwritten digits" in proc.stdout
     for strategy in ("linear-probe", "finetune", "scratch"):

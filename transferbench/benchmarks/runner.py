@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from transferbench.adapters import ADAPTERS, Adapter
+from transferbench.adapters.base import FreezePolicy
+from transferbench.adapters.classical import ClassicalAdapter
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.metrics import compute_metrics
 from transferbench.benchmarks.results import RESULTS_FILE, append_record, read_records
@@ -25,10 +27,12 @@ from transferbench.benchmarks.strategies import STRATEGIES, Strategy
 from transferbench.benchmarks.training import Budget, TrainOutcome, fit_linear_probe, predict, train
 from transferbench.errors import UserError
 from transferbench.tasks import TaskData, load_task, resolve_task
-from transferbench.tasks.base import TaskConfig, stratified_split, subsample
+from transferbench.tasks.base import Split, TaskConfig, stratified_split, subsample
+from transferbench.tasks.text import TextPipeline
 from transferbench.tasks.vision import VisionPipeline
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+TEXT_OPTIONS = ("model_path", "pooling", "max_length", "trust_remote_code")
 
 
 @dataclass
@@ -41,14 +45,20 @@ class RunSpec:
     seed: int = 0
     data_dir: str | None = None
     budget: Budget = field(default_factory=Budget)
-    lr: float | None = None  # overrides the strategy's head lr
+    lr: float | None = None  # overrides the recipe's head lr
     backbone_lr_scale: float | None = None
     weight_decay: float | None = None
     freeze: str | None = None  # overrides the strategy's freeze policy
     bn_policy: str | None = None
     head: str = "linear"
-    weights: str | None = None
-    image_size: int | None = None
+    weights: str | None = None  # a local state-dict file for the backbone
+    image_size: int | None = None  # vision
+    model_path: str | None = None  # text: a local save_pretrained() dir (or another hub id)
+    pooling: str | None = None  # text: mean | cls
+    max_length: int | None = None  # text: token truncation length
+    trust_remote_code: bool = False
+    text_column: str | None = None
+    label_column: str | None = None
     max_train_examples: int | None = None
     val_fraction: float = 0.1
     split_seed: int = 0  # the validation split is fixed across seeds: seeds vary training only
@@ -85,8 +95,10 @@ def seed_everything(seed: int) -> None:
 
 
 def resolved_strategy(spec: RunSpec) -> Strategy:
+    """The strategy's defaults, then the adapter family's recipe for it, then the user's overrides."""
     base = STRATEGIES.get(spec.strategy)
-    return base.with_overrides(
+    recipe = ADAPTERS.get(spec.adapter).recipes.get(base.name, {})
+    return base.with_overrides(**recipe).with_overrides(
         lr=spec.lr,
         backbone_lr_scale=spec.backbone_lr_scale,
         weight_decay=spec.weight_decay,
@@ -97,26 +109,54 @@ def resolved_strategy(spec: RunSpec) -> Strategy:
 
 def validate_spec(spec: RunSpec) -> None:
     """Fail fast, before any data is loaded, on options that cannot work."""
-    if spec.budget.epochs < 1:
-        raise UserError(f"--epochs must be a positive integer, got {spec.budget.epochs}")
-    if spec.budget.batch_size < 1:
-        raise UserError(f"--batch-size must be a positive integer, got {spec.budget.batch_size}")
+    for option, value in (
+        ("--epochs", spec.budget.epochs),
+        ("--batch-size", spec.budget.batch_size),
+        ("--max-train-examples", spec.max_train_examples),
+        ("--max-length", spec.max_length),
+    ):
+        if value is not None and value < 1:
+            raise UserError(f"{option} must be a positive integer, got {value}")
     if spec.lr is not None and not spec.lr > 0:
         raise UserError(f"--lr must be a positive number, got {spec.lr}")
     if spec.image_size is not None and spec.image_size < 8:
         raise UserError(f"--image-size must be at least 8 pixels, got {spec.image_size}")
-    if spec.max_train_examples is not None and spec.max_train_examples < 1:
-        raise UserError(f"--max-train-examples must be a positive integer, got {spec.max_train_examples}")
     if spec.weights and not Path(spec.weights).is_file():
         raise UserError(f"--weights {spec.weights}: file not found")
-    ADAPTERS.canonical(spec.adapter)
-    resolved_strategy(spec)
-    from transferbench.adapters.base import FreezePolicy
+    adapter = ADAPTERS.get(spec.adapter)
+    task = resolve_task(spec.task, spec.data_dir)
+    if adapter.domain != task.domain:
+        raise UserError(
+            f"adapter {adapter.name!r} is a {adapter.domain} adapter but task {task.name!r} is "
+            f"{task.domain}; see `transferbench list adapters`"
+        )
+    strategy = resolved_strategy(spec)
+    FreezePolicy.parse(strategy.freeze)
+    if adapter.classical and strategy.name != "scratch":
+        raise UserError(f"adapter {adapter.name!r} has no pretrained weights: it runs with --strategy scratch only")
+    given = [o for o in TEXT_OPTIONS if getattr(spec, o)]
+    if given and adapter.domain != "text":
+        raise UserError(
+            f"--{given[0].replace('_', '-')} applies to text adapters; {adapter.name!r} is {adapter.domain}"
+        )
 
-    FreezePolicy.parse(resolved_strategy(spec).freeze)
+
+def input_settings(spec: RunSpec, config: TaskConfig) -> dict[str, Any]:
+    """The input-shaping settings of a run, resolved (part of its identity)."""
+    adapter = ADAPTERS.get(spec.adapter)
+    if config.domain == "vision":
+        return {"image_size": spec.image_size or config.image_size or adapter.input_size}
+    if config.domain == "text" and not adapter.classical:
+        return {
+            "max_length": spec.max_length or 128,
+            "pooling": spec.pooling or "mean",
+            "model_path": spec.model_path,
+            "trust_remote_code": spec.trust_remote_code,
+        }
+    return {}
 
 
-def run_identity(spec: RunSpec, data: TaskData, strategy: Strategy, image_size: int, amp: str) -> dict[str, Any]:
+def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: Strategy, amp: str) -> dict[str, Any]:
     """The config whose hash identifies a run (for --resume and for citing)."""
     import transferbench
 
@@ -127,19 +167,21 @@ def run_identity(spec: RunSpec, data: TaskData, strategy: Strategy, image_size: 
         "seed": spec.seed,
         "budget": asdict(spec.budget),
         "head": spec.head,
-        "image_size": image_size,
+        **input_settings(spec, config),
         "max_train_examples": spec.max_train_examples,
         "val_fraction": spec.val_fraction,
         "split_seed": spec.split_seed,
         "weights": spec.weights,
         "amp": amp,
         "channels_last": spec.channels_last,
+        "text_column": spec.text_column,
+        "label_column": spec.label_column,
         "data_fingerprint": data.fingerprint(),
         "code_version": transferbench.__version__,
     }
 
 
-def make_splits(spec: RunSpec, data: TaskData) -> tuple[Any, Any]:
+def make_splits(spec: RunSpec, data: TaskData) -> tuple[Split, Split]:
     keep, held = stratified_split(data.train.labels, spec.val_fraction, spec.split_seed)
     train_split, val_split = data.train.subset(keep), data.train.subset(held)
     if spec.max_train_examples is not None and spec.max_train_examples < len(train_split):
@@ -151,14 +193,18 @@ def make_splits(spec: RunSpec, data: TaskData) -> tuple[Any, Any]:
     return train_split, val_split
 
 
-def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapter:
+def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapter | ClassicalAdapter:
     adapter_spec = ADAPTERS.get(spec.adapter)
+    options = {o: getattr(spec, o) for o in TEXT_OPTIONS if getattr(spec, o)}
     model = adapter_spec.create(
         num_classes=num_classes,
         pretrained=strategy.pretrained,
         weights=spec.weights if strategy.pretrained else None,
         head=spec.head,
+        **options,
     )
+    if isinstance(model, ClassicalAdapter):
+        return model
     model.freeze(strategy.freeze)
     model.set_bn_policy(strategy.bn_policy)
     if strategy.bn_momentum is not None:
@@ -177,22 +223,26 @@ def near_chance(accuracy: float, n: int, labels: np.ndarray) -> tuple[bool, floa
     return p_value >= 0.01, majority, p_value
 
 
-def pipelines(spec: RunSpec, data: TaskData, model: Adapter, config: TaskConfig, image_size: int, device: torch.device):
-    train_split, val_split = make_splits(spec, data)
-    if data.domain != model.domain:
-        raise UserError(f"adapter {spec.adapter!r} is a {model.domain} adapter; task {data.task!r} is {data.domain}")
-    common = {
-        "image_size": image_size,
-        "flip": config.flip_augment,
-        "device": device,
-        "channels_last": spec.channels_last,
-    }
-    prep = model.preprocessing
-    return (
-        VisionPipeline(train_split, prep, train=True, **common),
-        VisionPipeline(val_split, prep, train=False, **common),
-        VisionPipeline(data.test, prep, train=False, **common),
-    )
+def make_pipelines(
+    spec: RunSpec,
+    model: Adapter,
+    config: TaskConfig,
+    splits: tuple[Split, ...],
+    settings: dict[str, Any],
+    device: torch.device,
+) -> list[Any]:
+    """Training, validation and test pipelines for the task's domain (training one augments)."""
+    if config.domain == "vision":
+        common = {
+            "image_size": settings["image_size"],
+            "flip": config.flip_augment,
+            "device": device,
+            "channels_last": spec.channels_last,
+        }
+        return [VisionPipeline(split, model.preprocessing, train=i == 0, **common) for i, split in enumerate(splits)]
+    if config.domain == "text":
+        return [TextPipeline(split, model, device=device) for split in splits]
+    raise NotImplementedError(config.domain)
 
 
 def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
@@ -203,20 +253,32 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     strategy = resolved_strategy(spec)
     device = resolve_device(spec.device)
     amp = resolve_amp(spec.amp, device)
-    seed_everything(spec.seed)
-    model = build_adapter(spec, strategy, data.num_classes).to(device)
-    if spec.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    image_size = spec.image_size or config.image_size or model.preprocessing.input_size
-    train_pipe, val_pipe, test_pipe = pipelines(spec, data, model, config, image_size, device)
-    identity = run_identity(spec, data, strategy, image_size, amp)
+    identity = run_identity(spec, data, config, strategy, amp)
     target = spec.target_accuracy if spec.target_accuracy is not None else config.target_accuracy
-    label = f"{data.task}/{identity['adapter']}/{strategy.name}/seed{spec.seed}"
-    steps = (len(train_pipe) // spec.budget.batch_size) * spec.budget.epochs
-    steps = 4 if strategy.probe and spec.head == "linear" else steps + (4 if strategy.head_init == "probe" else 0)
-    with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
-        ckpt = out_dir / "checkpoints" / f"{provenance.config_hash(identity)}.pt" if out_dir is not None else None
-        outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt)
+    train_split, val_split = make_splits(spec, data)
+    seed_everything(spec.seed)
+    model = build_adapter(spec, strategy, data.num_classes)
+    ckpt = out_dir / "checkpoints" / f"{provenance.config_hash(identity)}.pt" if out_dir is not None else None
+    if isinstance(model, ClassicalAdapter):
+        outcome, preds, eval_s = _fit_classical(model, train_split, val_split, data.test, spec.seed)
+    else:
+        model.to(device)
+        if spec.channels_last:
+            model.to(memory_format=torch.channels_last)
+        settings = input_settings(spec, config)
+        train_pipe, val_pipe, test_pipe = make_pipelines(
+            spec, model, config, (train_split, val_split, data.test), settings, device
+        )
+        label = f"{data.task}/{identity['adapter']}/{strategy.name}/seed{spec.seed}"
+        probe_only = strategy.probe and spec.head == "linear"
+        steps = 4 if probe_only else (len(train_pipe) // spec.budget.batch_size) * spec.budget.epochs
+        with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
+            outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt)
+        preds, eval_s = (
+            predict(model, test_pipe, spec.budget.batch_size * 2, device, amp)
+            if outcome.status == "ok"
+            else (None, 0.0)
+        )
     record = _record(
         spec,
         data,
@@ -224,9 +286,10 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
         strategy,
         identity,
         outcome,
-        test_pipe,
-        len(train_pipe),
-        len(val_pipe),
+        preds,
+        eval_s,
+        len(train_split),
+        len(val_split),
         device,
         amp,
         target,
@@ -236,6 +299,21 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     return record
+
+
+def _fit_classical(
+    model: ClassicalAdapter, train_split: Split, val_split: Split, test: Split, seed: int
+) -> tuple[TrainOutcome, np.ndarray, float]:
+    outcome = TrainOutcome(steps=1)
+    start = time.perf_counter()
+    details = model.fit(train_split.inputs, train_split.labels, val_split.inputs, val_split.labels, seed)
+    outcome.train_s = outcome.timed_s = time.perf_counter() - start
+    outcome.timed_samples = len(train_split)
+    outcome.val_accuracy = [details.pop("val_accuracy")]
+    outcome.extra = details
+    start = time.perf_counter()
+    preds = model.predict(test.inputs)
+    return outcome, preds, time.perf_counter() - start
 
 
 def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt) -> TrainOutcome:
@@ -273,11 +351,12 @@ def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, 
 def _record(
     spec: RunSpec,
     data: TaskData,
-    model: Adapter,
+    model: Adapter | ClassicalAdapter,
     strategy: Strategy,
     identity: dict[str, Any],
     outcome: TrainOutcome,
-    test_pipe: VisionPipeline,
+    preds: np.ndarray | None,
+    eval_s: float,
     n_train: int,
     n_val: int,
     device: torch.device,
@@ -285,12 +364,9 @@ def _record(
     target: float | None,
 ) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
-    eval_s, eval_rate = 0.0, None
     status = outcome.status
-    if status == "ok":
-        preds, eval_s = predict(model, test_pipe, spec.budget.batch_size * 2, device, amp)
+    if preds is not None:
         metrics = compute_metrics(preds, data.test.labels, data.num_classes)
-        eval_rate = len(preds) / eval_s if eval_s > 0 else None
         chance, majority, p_value = near_chance(metrics["accuracy"], len(preds), data.test.labels)
         metrics.update(majority_class_accuracy=majority, p_value_vs_majority=p_value)
         if chance:
@@ -299,16 +375,23 @@ def _record(
                 f"test accuracy {metrics['accuracy']:.3f} is not significantly above "
                 f"always predicting the majority class ({majority:.3f}); the run did not learn"
             )
+    probe_only = isinstance(model, ClassicalAdapter) or (strategy.probe and spec.head == "linear")
+    excluded = (
+        "closed-form fit: rate over the one pass (features + solver)"
+        if probe_only
+        else f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
+    )
+    run_id = provenance.config_hash(identity)
     return {
-        "run_id": provenance.config_hash(identity),
-        "config_hash": provenance.config_hash(identity),
+        "run_id": run_id,
+        "config_hash": run_id,
         "status": status,
         "status_detail": outcome.status_detail,
         "task": data.task,
         "domain": data.domain,
         "adapter": identity["adapter"],
         "strategy": strategy.name,
-        "pretrained": strategy.pretrained,
+        "pretrained": strategy.pretrained and not isinstance(model, ClassicalAdapter),
         "seed": spec.seed,
         "epochs": spec.budget.epochs,
         "train_examples": n_train,
@@ -318,7 +401,6 @@ def _record(
         "data_source": data.source,
         "data_notes": data.notes,
         "class_names": data.class_names,
-        "image_size": identity["image_size"],
         "metrics": metrics,
         "val_accuracy_per_epoch": outcome.val_accuracy,
         "time": {
@@ -329,10 +411,8 @@ def _record(
         },
         "throughput": {
             "train_samples_per_s": outcome.samples_per_s,
-            "eval_samples_per_s": eval_rate,
-            "excluded": f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
-            if not (strategy.probe and spec.head == "linear")
-            else "probe: rate of the one feature-extraction pass",
+            "eval_samples_per_s": len(preds) / eval_s if preds is not None and eval_s > 0 else None,
+            "excluded": excluded,
         },
         "steps": outcome.steps,
         "details": outcome.extra,
@@ -350,6 +430,10 @@ def finished_ids(out_dir: Path) -> set[str]:
     return {r["run_id"] for r in read_records(out_dir / RESULTS_FILE) if "run_id" in r}
 
 
+def _load_key(spec: RunSpec, config: TaskConfig) -> tuple:
+    return (config.name, spec.data_dir, spec.image_size, spec.text_column, spec.label_column)
+
+
 def run_all(
     specs: list[RunSpec], *, out_dir: Path, resume: bool = False, progress: bool = True, log: Any = print
 ) -> list[dict[str, Any]]:
@@ -361,27 +445,29 @@ def run_all(
     records = []
     for spec in specs:
         config = resolve_task(spec.task, spec.data_dir)
-        key = (config.name, spec.data_dir, spec.image_size)
+        key = _load_key(spec, config)
         if key not in cache:
             started = time.perf_counter()
-            cache[key] = load_task(config, spec.data_dir, image_size=spec.image_size or config.image_size or 224)
-            log(
-                f"loaded {config.name} from {cache[key].source}: {len(cache[key].train)} train / "
-                f"{len(cache[key].test)} {cache[key].test_split} examples ({time.perf_counter() - started:.1f}s)"
+            cache[key] = data = load_task(
+                config,
+                spec.data_dir,
+                image_size=spec.image_size or config.image_size or 224,
+                text_column=spec.text_column,
+                label_column=spec.label_column,
             )
+            log(
+                f"loaded {config.name} from {data.source}: {len(data.train)} train / {len(data.test)} "
+                f"{data.test_split} examples ({time.perf_counter() - started:.1f}s)"
+            )
+            for note in data.notes:
+                log(f"  note: {note}")
         data = cache[key]
         if resume:
-            strategy = resolved_strategy(spec)
-            device = resolve_device(spec.device)
-            image_size = spec.image_size or config.image_size or ADAPTERS.get(spec.adapter).input_size
-            run_id = provenance.config_hash(
-                run_identity(spec, data, strategy, image_size, resolve_amp(spec.amp, device))
-            )
+            amp = resolve_amp(spec.amp, resolve_device(spec.device))
+            run_id = provenance.config_hash(run_identity(spec, data, config, resolved_strategy(spec), amp))
             if run_id in done:
-                log(
-                    f"skip {config.name}/{spec.adapter}/{spec.strategy}/seed{spec.seed}: "
-                    f"finished record {run_id} exists"
-                )
+                name = f"{config.name}/{spec.adapter}/{spec.strategy}/seed{spec.seed}"
+                log(f"skip {name}: finished record {run_id} exists")
                 continue
         record = execute(spec, data, out_dir=out_dir, progress=progress)
         log(_summary_line(record))
@@ -393,6 +479,5 @@ def _summary_line(r: dict[str, Any]) -> str:
     acc = r["metrics"].get("accuracy")
     score = f"accuracy {acc:.3f}, macro-F1 {r['metrics']['macro_f1']:.3f}" if acc is not None else r["status_detail"]
     flag = "" if r["status"] == "ok" else f" [{r['status'].upper()}]"
-    return (
-        f"{r['task']}/{r['adapter']}/{r['strategy']}/seed{r['seed']}: {score}; train {r['time']['train_s']:.1f}s{flag}"
-    )
+    name = f"{r['task']}/{r['adapter']}/{r['strategy']}/seed{r['seed']}"
+    return f"{name}: {score}; train {r['time']['train_s']:.1f}s{flag}"

@@ -112,18 +112,27 @@ def recalibrate_batchnorm(model: Adapter, pipeline: Any, batch_size: int, max_ba
     model.train(was_training)
 
 
+def _in_order(chunks: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.Tensor:
+    """Undo a pipeline's batching order (text pipelines sort by length) using each batch's ``index``."""
+    values = torch.cat(chunks)
+    out = torch.empty_like(values)
+    out[torch.cat(indices).cpu()] = values
+    return out
+
+
 @torch.no_grad()
 def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> tuple[np.ndarray, float]:
-    """Predicted class ids over a pipeline (in order) and the seconds it took."""
+    """Predicted class ids over a pipeline (in the split's order) and the seconds it took."""
     model.eval()
     _sync(device)
     start = time.perf_counter()
-    preds = []
+    preds, indices = [], []
     with torch.inference_mode(), autocast(device, amp):
         for batch in pipeline.batches(batch_size, shuffle=False):
             preds.append(model(batch).argmax(1).cpu())
+            indices.append(batch["index"])
     _sync(device)
-    return torch.cat(preds).numpy(), time.perf_counter() - start
+    return _in_order(preds, indices).numpy(), time.perf_counter() - start
 
 
 def _accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> float:
@@ -299,11 +308,12 @@ _RESUMABLE = ("steps", "val_accuracy", "timed_samples", "timed_s", "time_to_targ
 @torch.no_grad()
 def extract_features(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> np.ndarray:
     model.eval()
-    feats = []
+    feats, indices = [], []
     with torch.inference_mode(), autocast(device, amp):
         for batch in pipeline.batches(batch_size, shuffle=False):
             feats.append(model.forward_features(batch).float().cpu())
-    return torch.cat(feats).numpy()
+            indices.append(batch["index"])
+    return _in_order(feats, indices).numpy()
 
 
 def fit_linear_probe(

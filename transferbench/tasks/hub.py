@@ -23,15 +23,17 @@ def load_hub_split(hub_path: str, config: str | None, split: str, columns: tuple
     return ds
 
 
-def load_local(builder: str, split_files: dict[str, Any] | None = None, data_dir: str | None = None) -> Any:
+def load_local(
+    builder: str, split_files: dict[str, Any] | None = None, data_dir: str | None = None, **builder_kwargs: Any
+) -> Any:
     import datasets
 
     try:
         if split_files is not None:
-            return datasets.load_dataset(builder, data_files=split_files)
-        return datasets.load_dataset(builder, data_dir=data_dir)
+            return datasets.load_dataset(builder, data_files=split_files, **builder_kwargs)
+        return datasets.load_dataset(builder, data_dir=data_dir, **builder_kwargs)
     except Exception as exc:
-        where = data_dir or ", ".join(map(str, split_files.values())) if split_files else data_dir
+        where = ", ".join(map(str, split_files.values())) if split_files else data_dir
         raise DataError(
             f"{where}: datasets could not read it as {builder} ({str(exc).splitlines()[0][:200]})"
         ) from None

@@ -229,6 +229,7 @@ class VisionPipeline:
             yield {
                 "pixel_values": self.transform(self.images[idx], gen if shuffle else None),
                 "labels": self.labels[idx],
+                "index": idx,
             }
 
 

@@ -1,0 +1,250 @@
+"""Text classification tasks (SST-2, any CSV) and the text data pipeline.
+
+Texts are tokenised once per run by the adapter's own tokenizer (truncated to its max length);
+batches are bucketed by length and padded dynamically to their longest member, so CPU runs are not
+dominated by padding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferbench.adapters.base import Batch
+from transferbench.errors import DataError
+from transferbench.tasks.base import Split, TaskConfig, TaskData, register_task
+from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
+
+
+def check_utf8(path: Path) -> None:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}, line {line}); save the file as UTF-8") from None
+
+
+def _string_features(path: Path) -> Any:
+    import csv
+
+    import datasets
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    if len(set(header)) != len(header) or not all(h.strip() for h in header):
+        raise DataError(f"{path}: header row {header!r} has empty or repeated column names")
+    return datasets.Features({name: datasets.Value("string") for name in header})
+
+
+def _find_csv(root: Path, names: tuple[str, ...], role: str) -> Path:
+    for name in names:
+        if (root / name).is_file():
+            return root / name
+    raise DataError(f"--data-dir {root}: no {' or '.join(names)} ({role} split; columns e.g. sentence,label)")
+
+
+def _rows(ds: Any, text_col: str, label_col: str, where: str) -> tuple[list[str], list[Any], int]:
+    """Texts and raw labels; rows with empty text are dropped and counted, missing labels are errors."""
+    texts, labels, empty = [], [], 0
+    for i, (text, label) in enumerate(zip(ds[text_col], ds[label_col], strict=True)):
+        if label is None or (isinstance(label, float) and math.isnan(label)) or str(label).strip() == "":
+            raise DataError(f"{where} row {i + 2}: empty {label_col!r}; every row needs a label")
+        if text is None or not str(text).strip():
+            empty += 1
+            continue
+        texts.append(str(text))
+        labels.append(label)
+    return texts, labels, empty
+
+
+def _label_ids(train: list[Any], test: list[Any], config: TaskConfig, where: dict[str, str]) -> tuple:
+    """Class ids and names. A task with fixed class names (SST-2) needs integer labels in range;
+    otherwise labels (strings or integers) are mapped to ids in sorted order and the names recorded."""
+    if config.options.get("class_names"):
+        names = list(config.options["class_names"])
+        out = []
+        for split, values in (("train", train), ("test", test)):
+            ids = []
+            for i, value in enumerate(values):
+                try:
+                    as_int = int(str(value).strip())
+                except ValueError:
+                    as_int = -1
+                if not 0 <= as_int < len(names) or str(as_int) != str(value).strip().removesuffix(".0"):
+                    raise DataError(
+                        f"{where[split]}: label {value!r} (data row {i + 1}) is not one of "
+                        f"{', '.join(map(str, range(len(names))))} ({', '.join(names)})"
+                    )
+                ids.append(as_int)
+            out.append(np.array(ids, dtype=np.int64))
+        return out[0], out[1], names
+
+    def key(v: Any) -> str:
+        return str(v).strip().removesuffix(".0") if isinstance(v, float) else str(v).strip()
+
+    train_keys, test_keys = [key(v) for v in train], [key(v) for v in test]
+    numeric = all(k.lstrip("-").isdigit() for k in train_keys)
+    names = sorted(set(train_keys), key=(lambda k: int(k)) if numeric else None)
+    unseen = sorted(set(test_keys) - set(names))
+    if unseen:
+        raise DataError(
+            f"{where['test']}: labels {', '.join(map(repr, unseen[:5]))} never occur in "
+            f"{where['train']}; a model cannot learn classes it never saw"
+        )
+    index = {n: i for i, n in enumerate(names)}
+    return (
+        np.array([index[k] for k in train_keys], dtype=np.int64),
+        np.array([index[k] for k in test_keys], dtype=np.int64),
+        names,
+    )
+
+
+def load_text(
+    config: TaskConfig, data_dir: str | None, text_column: str | None = None, label_column: str | None = None
+) -> TaskData:
+    text_col = text_column or config.input_column
+    label_col = label_column or config.label_column
+    if data_dir:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise DataError(f"--data-dir {root}: {'does not exist' if not root.exists() else 'is not a directory'}")
+        train_file = _find_csv(root, ("train.csv",), "training")
+        test_names = (f"{config.test_split}.csv", "test.csv", "validation.csv")
+        test_file = _find_csv(root, tuple(dict.fromkeys(test_names)), "evaluation")
+        for f in (train_file, test_file):
+            check_utf8(f)
+            if not f.read_text(encoding="utf-8").strip():
+                raise DataError(f"{f}: file is empty; expected a header row ({text_col},{label_col}) and data rows")
+        # every column as a string (empty cells as ""), one file at a time so errors name the file
+        splits = tuple(
+            load_local("csv", {"train": str(f)}, features=_string_features(f), keep_default_na=False)["train"]
+            for f in (train_file, test_file)
+        )
+        where = {"train": str(train_file), "test": str(test_file)}
+        source, test_split = str(root), test_file.stem
+    else:
+        splits = tuple(
+            load_hub_split(config.hub_path, config.hub_config, s, (text_col, label_col))
+            for s in (config.train_split, config.test_split)
+        )
+        where = {
+            "train": f"hf://{config.hub_path} [{config.train_split}]",
+            "test": f"hf://{config.hub_path} [{config.test_split}]",
+        }
+        source, test_split = f"hf://{config.hub_path}", config.test_split
+    for ds_split, role in zip(splits, ("train", "test"), strict=True):
+        check_columns(ds_split, (text_col, label_col), where[role])
+    train_texts, train_raw, empty_train = _rows(splits[0], text_col, label_col, where["train"])
+    test_texts, test_raw, empty_test = _rows(splits[1], text_col, label_col, where["test"])
+    if not train_texts or not test_texts:
+        raise DataError(f"{where['train' if not train_texts else 'test']}: no rows with text in column {text_col!r}")
+    hub_names = class_names_of(splits[0], label_col) if not data_dir else None
+    if hub_names:
+        config = TaskConfig(**{**config.__dict__, "options": {**config.options, "class_names": hub_names}})
+    train_y, test_y, names = _label_ids(train_raw, test_raw, config, where)
+    notes = [
+        f"dropped {n} rows with empty text from {where[role]}"
+        for n, role in ((empty_train, "train"), (empty_test, "test"))
+        if n
+    ]
+    if config.test_note:
+        notes.append(config.test_note)
+    return TaskData(
+        config.name,
+        "text",
+        names,
+        Split(train_texts, train_y),
+        Split(test_texts, test_y),
+        source=source,
+        test_split=test_split,
+        notes=notes,
+    )
+
+
+class TextPipeline:
+    """Batches of ``{"input_ids", "attention_mask", "labels", "index"}``, bucketed by length."""
+
+    def __init__(self, split: Split, model: Any, *, device: torch.device, bucket: int = 50) -> None:
+        self.ids = model.encode(split.inputs)
+        self.lengths = np.array([len(x) for x in self.ids])
+        self.labels = torch.as_tensor(split.labels, device=device)
+        self.pad_id, self.device, self.bucket = model.pad_id, device, bucket
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def unaugmented(self) -> TextPipeline:
+        return self
+
+    def _collate(self, idx: np.ndarray) -> Batch:
+        width = int(self.lengths[idx].max())
+        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, : self.lengths[i]] = torch.tensor(self.ids[i])
+            mask[row, : self.lengths[i]] = 1
+        index = torch.as_tensor(idx, device=self.device)
+        return {
+            "input_ids": ids.to(self.device),
+            "attention_mask": mask.to(self.device),
+            "labels": self.labels[index],
+            "index": index,
+        }
+
+    def batches(
+        self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None, drop_last: bool = False
+    ) -> Iterator[Batch]:
+        n = len(self)
+        if not shuffle:  # evaluation: sort by length for tight padding; "index" restores order
+            order = np.argsort(self.lengths, kind="stable")
+            groups = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        else:  # shuffle, then sort within pools of `bucket` batches, then shuffle the batches
+            perm = torch.randperm(n, generator=gen).numpy()
+            pool = batch_size * self.bucket
+            groups = []
+            for start in range(0, n, pool):
+                chunk = perm[start : start + pool]
+                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                groups += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            if drop_last:
+                groups = [g for g in groups if len(g) == batch_size]
+            groups = [groups[i] for i in torch.randperm(len(groups), generator=gen).tolist()]
+        for idx in groups:
+            yield self._collate(idx)
+
+
+register_task(
+    TaskConfig(
+        name="sst2",
+        domain="text",
+        loader="hub-or-dir",
+        hub_path="stanfordnlp/sst2",
+        input_column="sentence",
+        label_column="label",
+        test_split="validation",
+        target_accuracy=0.8,
+        description="SST-2 binary sentiment (hub stanfordnlp/sst2, or --data-dir with train.csv + validation.csv)",
+        test_note="GLUE SST-2 test labels are hidden upstream: the validation split is reported as test",
+        options={"class_names": ["negative", "positive"]},
+    ),
+    aliases=("sst-2", "glue-sst2"),
+)
+
+register_task(
+    TaskConfig(
+        name="csv",
+        domain="text",
+        loader="dir",
+        input_column="text",
+        label_column="label",
+        description="any text classification CSV: --data-dir with train.csv and test.csv (or validation.csv); "
+        "--text-column/--label-column name the columns; string labels are mapped to ids",
+    ),
+    aliases=("text-csv",),
+)
