@@ -50,6 +50,8 @@ def _break(kind: str, root: Path) -> None:
         (cat / "truncated.png").write_bytes(sample[: len(sample) // 2])
     elif kind == "zero-byte":
         (cat / "zero.png").write_bytes(b"")
+    elif kind == "symlink-escape":
+        (cat / "escape.png").symlink_to(Path("/etc/hostname"))
     elif kind == "wrong-extension":
         (cat / "notes.png").write_text("this is text, not a PNG")
 
@@ -203,6 +205,7 @@ CASES = [
         None,
         "notes.png: not a readable image",
     ),
+    ("path-escapes-data-dir", [*BASE, "--data-dir", "{data}"], "symlink-escape", None, "escape.png: points outside"),
     (
         "weights-missing",
         [*BASE, "--data-dir", "{data}", "--weights", "{tmp}/absent.pth"],

@@ -42,10 +42,12 @@ def _quiet_transformers() -> Iterator[None]:
 
     level = logging.get_verbosity()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     try:
         yield
     finally:
         logging.set_verbosity(level)
+        logging.enable_progress_bar()
 
 
 def _encoder_layers(model: nn.Module) -> nn.ModuleList:

@@ -81,6 +81,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--device", default="auto")
     p_run.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
     p_run.add_argument("--channels-last", action="store_true")
+    p_run.add_argument(
+        "--pipeline-efficiency",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time synthetic-input training steps to report real/synthetic throughput "
+        "(default: on for CUDA, off on CPU)",
+    )
     p_run.add_argument("--out", help="output directory (default: runs/<suite or task-adapter>)")
     p_run.add_argument(
         "--resume",
@@ -89,7 +96,73 @@ def _build_parser() -> argparse.ArgumentParser:
         help="skip runs with a finished record in the output (default: on for suites)",
     )
     p_run.add_argument("--no-progress", action="store_true")
+    p_bench = sub.add_parser("bench", help="throughput on synthetic inputs (train and/or inference)")
+    p_bench.add_argument("--adapter", required=True)
+    p_bench.add_argument("--batch-size", type=int, default=32)
+    p_bench.add_argument("--image-size", type=int, help="vision input size (default: the adapter's native)")
+    p_bench.add_argument("--seq-len", type=int, default=128, help="text sequence length")
+    p_bench.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
+    p_bench.add_argument("--channels-last", action="store_true")
+    p_bench.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p_bench.add_argument("--mode", default="both", choices=("train", "infer", "both"))
+    p_bench.add_argument("--steps", type=int, default=20, help="timed steps")
+    p_bench.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps")
+    p_bench.add_argument("--device", default="auto")
+    p_bench.add_argument("--model-path", help="text: a local save_pretrained() directory")
+    p_bench.add_argument(
+        "--compare-bare",
+        action="store_true",
+        help="compare our train step with a bare PyTorch loop (interleaved, same process)",
+    )
+    p_bench.add_argument("--out", help="append the record as one JSON line to OUT/bench.jsonl")
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from transferbench.benchmarks.results import append_record, prepare_out_dir
+    from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
+
+    cfg = BenchConfig(
+        adapter=args.adapter,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        seq_len=args.seq_len,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        mode=args.mode,
+        steps=args.steps,
+        warmup=args.warmup,
+        device=args.device,
+        model_path=args.model_path,
+    )
+    out = prepare_out_dir(args.out) if args.out else None
+    if args.compare_bare:
+        record = compare_bare(cfg)
+        print(
+            f"{record['adapter']} train step, batch {cfg.batch_size}, {record['setup']['input']}, "
+            f"amp {record['setup']['amp']} on {record['hardware'].get('gpu') or record['hardware']['cpu']}:"
+        )
+        print(
+            f"  transferbench {record['ours']['samples_per_s']:.1f} samples/s, "
+            f"bare loop {record['bare']['samples_per_s']:.1f} samples/s, ratio {record['ratio']:.3f}"
+        )
+    else:
+        record = bench(cfg)
+        print("| adapter | mode | batch | input | amp | samples/s | step ms (median, p10-p90) | peak GiB |")
+        print("|---|---|---:|---|---|---:|---|---:|")
+        for mode, r in record["results"].items():
+            peak = "—" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.2f}"
+            print(
+                f"| {record['adapter']} | {mode} | {r['batch_size']} | {record['setup']['input']} "
+                f"| {record['setup']['amp']} | {r['samples_per_s']:.1f} | {r['step_ms_median']:.1f} "
+                f"({r['step_ms_p10']:.1f}-{r['step_ms_p90']:.1f}) | {peak} |"
+            )
+            if r["oom_halvings"]:
+                print(f"  note: out of memory at batch {cfg.batch_size}; halved {r['oom_halvings']}x")
+    if out is not None:
+        append_record(out / "bench.jsonl", record)
+        print(f"-> {out / 'bench.jsonl'}")
 
 
 def cmd_list(what: str) -> None:
@@ -156,6 +229,7 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
             "device": args.device,
             "amp": args.amp,
             "channels_last": args.channels_last or None,
+            "pipeline_efficiency": args.pipeline_efficiency,
             "model_path": args.model_path,
             "pooling": args.pooling,
             "max_length": args.max_length,
@@ -217,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             cmd_list(args.what)
+        elif args.command == "bench":
+            cmd_bench(args)
         else:
             cmd_run(args)
     except UserError as exc:

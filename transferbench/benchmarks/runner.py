@@ -66,6 +66,7 @@ class RunSpec:
     amp: str = "auto"
     channels_last: bool = False
     target_accuracy: float | None = None
+    pipeline_efficiency: bool | None = None  # None: measure on CUDA only
 
 
 def resolve_device(name: str) -> torch.device:
@@ -299,6 +300,31 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     return record
+
+
+def _pipeline_efficiency(
+    model: Adapter, spec: RunSpec, settings: dict[str, Any], device: torch.device, amp: str, real_rate: float
+) -> dict[str, Any]:
+    """Real-data training samples/s divided by synthetic-input samples/s at the same batch size
+    (runs after the test evaluation, so the extra steps cannot touch the reported metrics). For text
+    the synthetic batch is padded to max_length: above 1 means length bucketing beats full padding."""
+    from transferbench.benchmarks.throughput import BenchConfig, measure
+
+    cfg = BenchConfig(
+        adapter=spec.adapter,
+        batch_size=spec.budget.batch_size,
+        image_size=settings.get("image_size"),
+        seq_len=settings.get("max_length") or 128,
+        channels_last=spec.channels_last,
+        steps=10,
+        warmup=3,
+    )
+    synthetic = measure(model, cfg, spec.budget.batch_size, device, amp, "train")
+    return {
+        "ratio": real_rate / synthetic["samples_per_s"],
+        "synthetic_samples_per_s": synthetic["samples_per_s"],
+        "real_samples_per_s": real_rate,
+    }
 
 
 def _fit_classical(

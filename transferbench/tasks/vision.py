@@ -80,8 +80,12 @@ def _scan_imagefolder(root: Path, split: str) -> tuple[list[str], int]:
     """Class names of ``root/split`` and the number of files that are not images; empty class
     folders are an error (datasets would silently drop the class)."""
     classes, ignored = [], 0
+    inside = root.resolve()
     for folder in sorted(p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = [f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")]
+        for f in files:  # a symlink must not smuggle in files from outside the data dir
+            if not f.resolve().is_relative_to(inside):
+                raise DataError(f"{f}: points outside --data-dir {root} (to {f.resolve()}); refusing to read it")
         images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
         ignored += len(files) - len(images)
         if not images:
