@@ -76,7 +76,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--text-column", help="text: the CSV column holding the text")
     p_run.add_argument("--label-column", help="the column holding the label")
-    p_run.add_argument("--max-train-examples", type=int)
+    p_run.add_argument("--max-train-examples", type=int, help="use at most N training examples (class-balanced)")
+    p_run.add_argument(
+        "--train-examples",
+        help="data-budget sweep, e.g. 10,100,1000,all (total, or per class "
+        "with --per-class); every strategy runs at every budget",
+    )
+    p_run.add_argument("--per-class", action="store_true", help="--train-examples counts examples per class")
     p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
     p_run.add_argument("--device", default="auto")
     p_run.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
@@ -96,6 +102,15 @@ def _build_parser() -> argparse.ArgumentParser:
         help="skip runs with a finished record in the output (default: on for suites)",
     )
     p_run.add_argument("--no-progress", action="store_true")
+    p_report = sub.add_parser("report", help="tables, CSV and plots from results.jsonl files")
+    p_report.add_argument("paths", nargs="*", help="results.jsonl files or directories holding one")
+    p_report.add_argument("--out", help="output directory (default: the first path's directory)")
+    p_report.add_argument("--skip-invalid", action="store_true", help="skip malformed lines instead of stopping")
+    p_report.add_argument("--no-plots", action="store_true")
+    p_report.add_argument(
+        "--index", metavar="RESULTS_DIR", help="regenerate RESULTS_DIR/README.md, the index of published result sets"
+    )
+
     p_bench = sub.add_parser("bench", help="throughput on synthetic inputs (train and/or inference)")
     p_bench.add_argument("--adapter", required=True)
     p_bench.add_argument("--batch-size", type=int, default=32)
@@ -116,6 +131,39 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_bench.add_argument("--out", help="append the record as one JSON line to OUT/bench.jsonl")
     return parser
+
+
+def parse_budgets(text: str) -> list[int | None]:
+    """``10,100,all`` -> [10, 100, None]."""
+    budgets: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part == "all":
+            budgets.append(None)
+        elif part.isdigit() and int(part) > 0:
+            budgets.append(int(part))
+        else:
+            raise UserError(
+                f"--train-examples {text!r} is not valid: expected positive integers or 'all', e.g. 10,100,1000,all"
+            )
+    return budgets
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from transferbench.benchmarks.report import report, write_index
+
+    if args.index:
+        print(f"wrote {write_index(args.index)}")
+        if not args.paths:
+            return
+    if not args.paths:
+        raise UserError("report needs at least one results.jsonl (or directory), or --index RESULTS_DIR")
+    first = Path(args.paths[0])
+    out = args.out or (first if first.is_dir() else first.parent)
+    summary = report(args.paths, out, skip_invalid=args.skip_invalid, plots=not args.no_plots)
+    print(f"{summary['records']} records -> " + ", ".join(str(f) for f in summary["files"]))
+    if summary["skipped"]:
+        print(f"skipped {len(summary['skipped'])} lines: " + "; ".join(summary["skipped"][:5]))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -257,12 +305,15 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
     if args.seeds is not None:
         seeds = parse_seeds(args.seeds)
     valid = {f.name for f in fields(RunSpec)}
+    data_budgets = parse_budgets(args.train_examples) if args.train_examples else [args.max_train_examples]
     specs = []
-    for template in templates:
-        for seed in seeds:
-            kw = {k: v for k, v in template.items() if k in valid and k != "budget"}
-            budget = Budget(**{**template.get("budget", {}), **budget_overrides})
-            specs.append(RunSpec(**{**kw, **run_overrides, "seed": seed, "budget": budget}))
+    for n_examples in data_budgets:
+        for template in templates:
+            for seed in seeds:
+                kw = {k: v for k, v in template.items() if k in valid and k != "budget"}
+                budget = Budget(**{**template.get("budget", {}), **budget_overrides})
+                sweep = {"max_train_examples": n_examples, "per_class": args.per_class} if args.train_examples else {}
+                specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
     return specs, note, label
 
 
@@ -293,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_list(args.what)
         elif args.command == "bench":
             cmd_bench(args)
+        elif args.command == "report":
+            cmd_report(args)
         else:
             cmd_run(args)
     except UserError as exc:

@@ -60,6 +60,7 @@ class RunSpec:
     text_column: str | None = None
     label_column: str | None = None
     max_train_examples: int | None = None
+    per_class: bool = False  # max_train_examples counts examples per class
     val_fraction: float = 0.1
     split_seed: int = 0  # the validation split is fixed across seeds: seeds vary training only
     device: str = "auto"
@@ -170,6 +171,7 @@ def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: St
         "head": spec.head,
         **input_settings(spec, config),
         "max_train_examples": spec.max_train_examples,
+        "per_class": spec.per_class,
         "val_fraction": spec.val_fraction,
         "split_seed": spec.split_seed,
         "weights": spec.weights,
@@ -186,7 +188,8 @@ def make_splits(spec: RunSpec, data: TaskData) -> tuple[Split, Split]:
     keep, held = stratified_split(data.train.labels, spec.val_fraction, spec.split_seed)
     train_split, val_split = data.train.subset(keep), data.train.subset(held)
     if spec.max_train_examples is not None and spec.max_train_examples < len(train_split):
-        train_split = train_split.subset(subsample(train_split.labels, spec.max_train_examples, spec.split_seed))
+        picked = subsample(train_split.labels, spec.max_train_examples, spec.split_seed, per_class=spec.per_class)
+        train_split = train_split.subset(picked)
     if len(train_split) < spec.budget.batch_size:
         raise UserError(
             f"--batch-size {spec.budget.batch_size} is larger than the {len(train_split)} training examples"

@@ -1,0 +1,137 @@
+"""`transferbench report`: schema validation, aggregation with intervals, Markdown/CSV/plots, index."""
+
+import csv
+import json
+
+import pytest
+
+from transferbench.benchmarks.cli import main
+from transferbench.benchmarks.report import (
+    aggregate,
+    load_results,
+    report,
+    validate_record,
+    welch_interval,
+)
+from transferbench.errors import UserError
+
+
+def rec(strategy, seed, acc, *, task="t", domain="vision", adapter="a", n=100, status="ok", curve=(0.4, 0.6)):
+    return {
+        "run_id": f"{task}{adapter}{strategy}{seed}{n}",
+        "status": status,
+        "task": task,
+        "domain": domain,
+        "adapter": adapter,
+        "strategy": strategy,
+        "pretrained": strategy != "scratch",
+        "seed": seed,
+        "epochs": 2,
+        "train_examples": n,
+        "test_examples": 50,
+        "metrics": {"accuracy": acc, "macro_f1": acc - 0.02},
+        "val_accuracy_per_epoch": list(curve),
+        "time": {"train_s": 10.0 + seed, "eval_s": 1.0, "time_to_target_s": None, "target_accuracy": 0.7},
+        "throughput": {"train_samples_per_s": 100.0},
+        "params": {"total": 1000, "trainable": 10 if strategy == "linear-probe" else 1000},
+        "config": {},
+        "versions": {"torch": "2.11.0"},
+        "git_commit": "abcdef123456",
+        "hardware": {"cpu": "x86_64"},
+        "finished_at": "2026-11-28T00:00:00+00:00",
+        "test_split": "test",
+        "data_source": "fixture",
+    }
+
+
+def write(path, records, tail=""):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
+    return path
+
+
+def test_schema_rejects_what_a_reader_could_misread():
+    assert validate_record(rec("scratch", 0, 0.5)) is None
+    assert "missing field 'seed'" in validate_record({k: v for k, v in rec("scratch", 0, 0.5).items() if k != "seed"})
+    assert "metrics.accuracy" in validate_record(rec("scratch", 0, 1.5))
+    assert "field 'seed' should be int" in validate_record({**rec("scratch", 0, 0.5), "seed": "0"})
+    assert "status 'weird'" in validate_record({**rec("scratch", 0, 0.5), "status": "weird"})
+    assert validate_record({**rec("scratch", 0, 0.5), "status": "diverged", "metrics": {}}) is None
+
+
+def test_malformed_line_names_file_and_line_unless_skipped(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(rec("scratch", 0, 0.5)) + "\n{not json}\n" + json.dumps(rec("finetune", 0, 0.8)) + "\n")
+    with pytest.raises(UserError, match=r"results.jsonl:2: invalid record: not valid JSON"):
+        load_results([path])
+    records, skipped = load_results([path], skip_invalid=True)
+    assert [r["strategy"] for r in records] == ["scratch", "finetune"]
+    assert skipped == [f"{path}:2: not valid JSON (Expecting property name enclosed in double quotes)"]
+
+
+def test_torn_last_line_is_skipped_with_a_warning(tmp_path):
+    write(tmp_path / "results.jsonl", [rec("scratch", 0, 0.5)], tail='{"run_id": "x", "sta')
+    with pytest.warns(UserWarning, match="torn last line"):
+        records, skipped = load_results([tmp_path])
+    assert len(records) == 1 and "torn" in skipped[0]
+
+
+def test_aggregation_means_stds_and_gain_interval_on_known_inputs():
+    records = [rec("scratch", s, a) for s, a in enumerate((0.50, 0.52, 0.54))]
+    records += [rec("finetune", s, a) for s, a in enumerate((0.80, 0.84, 0.82))]
+    rows = {r["strategy"]: r for r in aggregate(records)}
+    ft = rows["finetune"]
+    assert ft["accuracy_mean"] == pytest.approx(0.82) and ft["accuracy_std"] == pytest.approx(0.02)
+    assert ft["gain_pts"] == pytest.approx(30.0)
+    low, high = ft["gain_ci_pts"]
+    # Welch: se = sqrt(0.02^2/3 * 2) = 0.01633, df = 4, t(0.975, 4) = 2.7764 -> ±4.53 points
+    assert low == pytest.approx(30 - 4.534, abs=0.01) and high == pytest.approx(30 + 4.534, abs=0.01)
+    assert rows["scratch"]["gain_pts"] is None
+    assert welch_interval([0.5], [0.4, 0.6]) is None
+
+
+def test_report_writes_markdown_csv_and_plots(tmp_path):
+    records = [
+        rec(s, seed, a + 0.01 * seed)
+        for s, a in (("scratch", 0.3), ("linear-probe", 0.7), ("finetune", 0.8))
+        for seed in (0, 1)
+    ]
+    records += [
+        rec(s, 0, a, task="words", domain="text", adapter="enc") for s, a in (("scratch", 0.6), ("finetune", 0.9))
+    ]
+    records += [
+        rec(s, 0, a, n=n) for n, gain in ((10, 0.3), (30, 0.2)) for s, a in (("scratch", 0.3), ("finetune", 0.3 + gain))
+    ]
+    records.append({**rec("partial", 0, 0.0), "status": "diverged", "metrics": {}, "status_detail": "nan at step 4"})
+    write(tmp_path / "results.jsonl", records)
+    summary = report([tmp_path], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| a | finetune | 100 | 0.805 ± 0.007 (n=2) | 0.785 | +50.0 [" in md
+    assert "## Cross-domain summary" in md and "| text | words/enc/finetune | 0.900 |" in md
+    assert "**diverged** nan at step 4" in md and "git commit" in md.lower()
+    rows = list(csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines()))
+    assert {r["strategy"] for r in rows} == {"scratch", "linear-probe", "finetune"}
+    names = {p.name for p in summary["files"]}
+    assert {
+        "accuracy_by_strategy.png",
+        "accuracy_vs_cost.png",
+        "validation_curves.png",
+        "gain_vs_examples.png",
+    } <= names
+    for p in summary["files"]:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_cli_report_and_index(tmp_path, capsys):
+    published = tmp_path / "results"
+    write(
+        (published / "set-a").mkdir(parents=True) or published / "set-a" / "results.jsonl",
+        [rec("scratch", 0, 0.5), rec("finetune", 0, 0.8)],
+    )
+    assert main(["report", str(published / "set-a"), "--no-plots"]) == 0
+    assert (published / "set-a" / "report.md").exists()
+    assert main(["report", "--index", str(published)]) == 0
+    index = (published / "README.md").read_text()
+    assert "| [set-a](set-a/) | 2 | t | a | finetune, scratch | x86_64 | abcdef123456 | 2026-11-28 |" in index
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "not found" in capsys.readouterr().err
