@@ -48,6 +48,7 @@ class Preprocessing:
     std: tuple[float, ...] | None = None
     sample_rate: int | None = None  # audio: Hz the backbone was trained at
     max_length: int | None = None  # text: longest token sequence the backbone accepts
+    features: str | None = None  # audio: what the model computes from the waveform (recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -229,6 +230,7 @@ class AdapterSpec:
     tiny: dict[str, Any] | Callable[[Path], dict[str, Any]] = field(default_factory=dict)
     example_shape: dict[str, int] = field(default_factory=dict)  # shape kwargs for a tiny example batch
     input_size: int | None = None  # vision: native input size, known without building the model
+    sample_rate: int | None = None  # audio: the rate clips are decoded at, known without building the model
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-strategy recipe overrides
     classical: bool = False  # fitted in closed form (adapters.classical), strategy scratch only
 
@@ -260,6 +262,7 @@ def register_adapter(
     tiny: dict[str, Any] | Callable[[Path], dict[str, Any]] | None = None,
     example_shape: dict[str, int] | None = None,
     input_size: int | None = None,
+    sample_rate: int | None = None,
     recipes: dict[str, dict[str, Any]] | None = None,
     classical: bool = False,
 ) -> Callable[[Callable[..., Adapter]], Callable[..., Adapter]]:
@@ -276,6 +279,7 @@ def register_adapter(
             tiny or {},
             example_shape or {},
             input_size,
+            sample_rate,
             recipes or {},
             classical,
         )

@@ -27,12 +27,18 @@ from transferbench.benchmarks.strategies import STRATEGIES, Strategy
 from transferbench.benchmarks.training import Budget, TrainOutcome, fit_linear_probe, predict, train
 from transferbench.errors import UserError
 from transferbench.tasks import TaskData, load_task, resolve_task
+from transferbench.tasks.audio import AudioPipeline
 from transferbench.tasks.base import Split, TaskConfig, stratified_split, subsample
 from transferbench.tasks.text import TextPipeline
 from transferbench.tasks.vision import VisionPipeline
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-TEXT_OPTIONS = ("model_path", "pooling", "max_length", "trust_remote_code")
+OPTION_DOMAINS = {
+    "model_path": ("text", "audio"),
+    "trust_remote_code": ("text", "audio"),
+    "pooling": ("text",),
+    "max_length": ("text",),
+}
 
 
 @dataclass
@@ -136,11 +142,12 @@ def validate_spec(spec: RunSpec) -> None:
     FreezePolicy.parse(strategy.freeze)
     if adapter.classical and strategy.name != "scratch":
         raise UserError(f"adapter {adapter.name!r} has no pretrained weights: it runs with --strategy scratch only")
-    given = [o for o in TEXT_OPTIONS if getattr(spec, o)]
-    if given and adapter.domain != "text":
-        raise UserError(
-            f"--{given[0].replace('_', '-')} applies to text adapters; {adapter.name!r} is {adapter.domain}"
-        )
+    for option, domains in OPTION_DOMAINS.items():
+        if getattr(spec, option) and adapter.domain not in domains:
+            raise UserError(
+                f"--{option.replace('_', '-')} applies to {' and '.join(domains)} adapters; "
+                f"{adapter.name!r} is {adapter.domain}"
+            )
 
 
 def input_settings(spec: RunSpec, config: TaskConfig) -> dict[str, Any]:
@@ -154,6 +161,12 @@ def input_settings(spec: RunSpec, config: TaskConfig) -> dict[str, Any]:
             "pooling": spec.pooling or "mean",
             "model_path": spec.model_path,
             "trust_remote_code": spec.trust_remote_code,
+        }
+    if config.domain == "audio":
+        return {
+            "sample_rate": adapter.sample_rate,
+            "duration_s": config.options.get("duration_s", 1.0),
+            "model_path": spec.model_path,
         }
     return {}
 
@@ -199,7 +212,7 @@ def make_splits(spec: RunSpec, data: TaskData) -> tuple[Split, Split]:
 
 def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapter | ClassicalAdapter:
     adapter_spec = ADAPTERS.get(spec.adapter)
-    options = {o: getattr(spec, o) for o in TEXT_OPTIONS if getattr(spec, o)}
+    options = {o: getattr(spec, o) for o in OPTION_DOMAINS if getattr(spec, o)}
     model = adapter_spec.create(
         num_classes=num_classes,
         pretrained=strategy.pretrained,
@@ -246,6 +259,13 @@ def make_pipelines(
         return [VisionPipeline(split, model.preprocessing, train=i == 0, **common) for i, split in enumerate(splits)]
     if config.domain == "text":
         return [TextPipeline(split, model, device=device) for split in splits]
+    if config.domain == "audio":
+        return [
+            AudioPipeline(
+                split, rate=settings["sample_rate"], duration_s=settings["duration_s"], train=i == 0, device=device
+            )
+            for i, split in enumerate(splits)
+        ]
     raise NotImplementedError(config.domain)
 
 
@@ -460,7 +480,8 @@ def finished_ids(out_dir: Path) -> set[str]:
 
 
 def _load_key(spec: RunSpec, config: TaskConfig) -> tuple:
-    return (config.name, spec.data_dir, spec.image_size, spec.text_column, spec.label_column)
+    rate = ADAPTERS.get(spec.adapter).sample_rate if config.domain == "audio" else None
+    return (config.name, spec.data_dir, spec.image_size, spec.text_column, spec.label_column, rate)
 
 
 def run_all(
@@ -483,6 +504,7 @@ def run_all(
                 image_size=spec.image_size or config.image_size or 224,
                 text_column=spec.text_column,
                 label_column=spec.label_column,
+                sample_rate=key[-1] or 16_000,
             )
             log(
                 f"loaded {config.name} from {data.source}: {len(data.train)} train / {len(data.test)} "

@@ -1,0 +1,331 @@
+"""Audio adapters: transformers speech encoders (wav2vec2, HuBERT), the GE2E speaker encoder whose
+weights ship in the ``resemblyzer`` wheel, and a log-mel CNN built to be a strong from-scratch
+baseline.
+
+Every audio adapter takes ``{"input_values": [B, T] mono waveform at preprocessing.sample_rate,
+"attention_mask": [B, T]}`` and computes its own features inside ``forward_features``, so each model
+gets the input it can learn from (recorded as ``preprocessing.features``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transferbench.adapters.base import Adapter, Batch, Preprocessing, register_adapter
+from transferbench.adapters.text import _quiet_transformers
+from transferbench.adapters.weights import load_into, load_state_dict_file
+from transferbench.errors import WeightsError
+
+RATE = 16_000
+
+
+class AudioAdapter(Adapter):
+    domain = "audio"
+
+    def example_batch(self, batch_size: int = 2, seconds: float = 0.5) -> Batch:
+        n = int(self.preprocessing.sample_rate * seconds)
+        values = torch.randn(batch_size, n) * 0.1
+        mask = torch.ones(batch_size, n, dtype=torch.long)
+        mask[0, n // 2 :] = 0  # the first clip is padded
+        values[0, n // 2 :] = 0
+        return {"input_values": values, "attention_mask": mask}
+
+
+def _mel(n_mels: int, *, window_ms: float = 25, hop_ms: float = 10, slaney: bool = False) -> nn.Module:
+    import torchaudio
+
+    kwargs = {"mel_scale": "slaney", "norm": "slaney", "pad_mode": "constant"} if slaney else {}
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=RATE,
+        n_fft=int(RATE * window_ms / 1000),
+        hop_length=int(RATE * hop_ms / 1000),
+        n_mels=n_mels,
+        **kwargs,
+    )
+
+
+def _frames(mask: torch.Tensor, hop: int) -> torch.Tensor:
+    """Number of spectrogram frames (centred STFT) covering each clip's real samples."""
+    return mask.sum(1) // hop + 1
+
+
+# --- log-mel CNN -------------------------------------------------------------------------------
+class ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(2),
+        )
+
+
+class LogMelCNN(AudioAdapter):
+    """64-band log-mel (25 ms / 10 ms) -> BatchNorm over bands -> 4 conv blocks (32-256 channels)
+    -> mean over frequency, mean + max over time -> 256-d. SpecAugment-style frequency and time
+    masking while training. A PANNs-style CNN, sized for small datasets."""
+
+    def __init__(self, *, pretrained: bool, weights: str | None, **kw: Any) -> None:
+        import torchaudio
+
+        net = nn.ModuleDict(
+            {
+                "bands": nn.BatchNorm2d(64),
+                "block1": ConvBlock(1, 32),
+                "block2": ConvBlock(32, 64),
+                "block3": ConvBlock(64, 128),
+                "block4": ConvBlock(128, 256),
+            }
+        )
+        if pretrained:
+            if not weights:
+                raise WeightsError(
+                    "logmel-cnn has no published pretrained weights: use --strategy scratch, or pass --weights PATH"
+                )
+            load_into(net, load_state_dict_file(weights), source=weights)
+        prep = Preprocessing("audio", "input_values", sample_rate=RATE, features="log-mel 64 bands, 25/10 ms")
+        super().__init__(net, 256, prep, **kw)
+        self.melspec = _mel(64)
+        self.to_db = torchaudio.transforms.AmplitudeToDB(top_db=80)
+        self.spec_augment = nn.Sequential(
+            torchaudio.transforms.FrequencyMasking(8),
+            torchaudio.transforms.FrequencyMasking(8),
+            torchaudio.transforms.TimeMasking(20),
+            torchaudio.transforms.TimeMasking(20),
+        )
+
+    def forward_features(self, batch: Batch) -> torch.Tensor:
+        with torch.autocast(batch["input_values"].device.type, enabled=False):
+            spec = self.to_db(self.melspec(batch["input_values"].float()))  # [B, mels, frames]
+        if self.training:
+            spec = self.spec_augment(spec)
+        x = spec.unsqueeze(1).transpose(1, 2)  # [B, mels, 1, frames]: BatchNorm per band
+        x = self.backbone["bands"](x).transpose(1, 2)
+        for name in ("block1", "block2", "block3", "block4"):
+            x = self.backbone[name](x)
+        x = x.mean(dim=2)  # over frequency
+        return x.mean(dim=2) + x.amax(dim=2)
+
+    def blocks(self) -> list[nn.Module]:
+        b = self.backbone
+        return [nn.ModuleList([b["bands"], b["block1"]]), b["block2"], b["block3"], b["block4"]]
+
+
+@register_adapter(
+    "logmel-cnn",
+    domain="audio",
+    aliases=("cnn",),
+    sample_rate=RATE,
+    description="compact 4-block CNN on torchaudio log-mel spectrograms with SpecAugment; the from-scratch "
+    "audio baseline",
+    pretrained_source="none (train with --strategy scratch) or --weights",
+    recipes={"scratch": {"lr": 3e-3, "weight_decay": 0.01}},
+)
+def logmel_cnn(**kw: Any) -> Adapter:
+    kw.setdefault("drop_rate", 0.2)
+    return LogMelCNN(**kw)
+
+
+# --- GE2E speaker encoder (resemblyzer) --------------------------------------------------------
+RESEMBLYZER_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
+
+
+def resemblyzer_weights_path() -> str:
+    spec = importlib.util.find_spec("resemblyzer")  # located, not imported: it would import webrtcvad
+    if spec is None or spec.origin is None:
+        raise WeightsError("speaker-encoder needs the package resemblyzer (pip install resemblyzer), or --weights")
+    return str(Path(spec.origin).parent / "pretrained.pt")
+
+
+class SpeakerEncoder(AudioAdapter):
+    """Resemblyzer's GE2E encoder: 3 LSTM layers (256) over 40-band mel frames (25 ms / 10 ms),
+    last hidden state -> Dense(256) + ReLU -> L2-normalised 256-d embedding. The three layers are
+    separate modules (the same computation as one 3-layer LSTM) so they can be frozen one by one.
+
+    Inputs: the pretrained weights were trained on power mel spectrograms of clips normalised to
+    -30 dBFS, so that is what they get. A randomly initialised LSTM learns poorly from power mels
+    (measured: 0.26 vs 0.96 on spoken digits), so the scratch model gets log-mel input instead."""
+
+    def __init__(self, *, pretrained: bool, weights: str | None, **kw: Any) -> None:
+        net = nn.ModuleDict(
+            {
+                "lstm0": nn.LSTM(40, 256, batch_first=True),
+                "lstm1": nn.LSTM(256, 256, batch_first=True),
+                "lstm2": nn.LSTM(256, 256, batch_first=True),
+                "linear": nn.Linear(256, 256),
+            }
+        )
+        if pretrained:
+            path = weights or resemblyzer_weights_path()
+            state = load_state_dict_file(path, expected_sha256=None if weights else RESEMBLYZER_SHA256)
+            load_into(net, _from_resemblyzer(state), source=path)
+        self.log_mel = not pretrained
+        features = (
+            "log-mel 40 bands (scratch input)" if self.log_mel else "power mel 40 bands, -30 dBFS (as pretrained)"
+        )
+        super().__init__(net, 256, Preprocessing("audio", "input_values", sample_rate=RATE, features=features), **kw)
+        self.melspec = _mel(40, slaney=True)
+
+    def forward_features(self, batch: Batch) -> torch.Tensor:
+        wave, mask = batch["input_values"].float(), batch["attention_mask"]
+        with torch.autocast(wave.device.type, enabled=False):
+            if not self.log_mel:  # resemblyzer's volume normalisation (increase only) to -30 dBFS
+                power = (wave**2).sum(1) / mask.sum(1).clamp(min=1)
+                gain = torch.pow(10.0, (-30 - 10 * torch.log10(power.clamp(min=1e-10))) / 20).clamp(min=1.0)
+                wave = wave * gain[:, None]
+            mels = self.melspec(wave).transpose(1, 2)  # [B, frames, 40]
+            if self.log_mel:
+                mels = torch.log(mels + 1e-6)
+        lengths = _frames(mask, 160).clamp(max=mels.shape[1]).cpu()
+        x = nn.utils.rnn.pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
+        for name in ("lstm0", "lstm1", "lstm2"):
+            x, (hidden, _) = self.backbone[name](x)
+        embedding = F.relu(self.backbone["linear"](hidden[-1]))
+        return embedding / embedding.norm(dim=1, keepdim=True).clamp(min=1e-6)
+
+    def blocks(self) -> list[nn.Module]:
+        b = self.backbone
+        return [b["lstm0"], b["lstm1"], b["lstm2"], b["linear"]]
+
+
+def _from_resemblyzer(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """resemblyzer's keys (one 3-layer LSTM) -> ours (three 1-layer LSTMs); ours pass through."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("similarity_"):
+            continue  # GE2E loss parameters, not part of the encoder
+        if key.startswith("lstm.") and key[-3:-1] == "_l":
+            param, layer = key[len("lstm.") : -3], key[-1]
+            out[f"lstm{layer}.{param}_l0"] = value
+        else:
+            out[key] = value
+    return out
+
+
+@register_adapter(
+    "speaker-encoder",
+    domain="audio",
+    aliases=("resemblyzer", "ge2e"),
+    sample_rate=RATE,
+    offline_pretrained=True,
+    description="GE2E speaker encoder (1.42M, 3-layer LSTM on mels), 256-d; weights ship in the resemblyzer wheel",
+    pretrained_source="resemblyzer wheel pretrained.pt (sha256-verified) or --weights",
+    recipes={"finetune": {"lr": 1e-3, "backbone_lr_scale": 0.1}, "scratch": {"lr": 2e-3, "weight_decay": 0.01}},
+)
+def speaker_encoder(**kw: Any) -> Adapter:
+    return SpeakerEncoder(**kw)
+
+
+# --- transformers speech encoders --------------------------------------------------------------
+class SpeechEncoderAdapter(AudioAdapter):
+    """A transformers speech encoder (wav2vec2, HuBERT): waveform normalised per clip as its feature
+    extractor says -> hidden states -> masked mean over frames."""
+
+    def __init__(
+        self, source: str, *, pretrained: bool, weights: str | None = None, trust_remote_code: bool = False, **kw: Any
+    ) -> None:
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+        try:
+            with _quiet_transformers():
+                config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+                extractor = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
+                net = (
+                    AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code)
+                    if pretrained and not weights
+                    else AutoModel.from_config(config)
+                )
+        except (OSError, ValueError) as exc:
+            raise WeightsError(
+                f"could not load {source!r} with transformers ({str(exc).splitlines()[0][:160]}); "
+                "offline, pass --model-path DIR with a save_pretrained() copy"
+            ) from None
+        if pretrained and weights:
+            load_into(net, load_state_dict_file(weights), source=weights)
+        rate = getattr(extractor, "sampling_rate", RATE)
+        self.normalize = bool(getattr(extractor, "do_normalize", True))
+        self.pass_mask = bool(getattr(extractor, "return_attention_mask", False))
+        prep = Preprocessing("audio", "input_values", sample_rate=rate, features="raw waveform, per-clip normalised")
+        super().__init__(net, config.hidden_size, prep, **kw)
+
+    def forward_features(self, batch: Batch) -> torch.Tensor:
+        wave, mask = batch["input_values"], batch["attention_mask"]
+        if self.normalize:
+            m = mask.to(wave.dtype)
+            n = m.sum(1, keepdim=True).clamp(min=1)
+            mean = (wave * m).sum(1, keepdim=True) / n
+            var = (((wave - mean) * m) ** 2).sum(1, keepdim=True) / n
+            wave = (wave - mean) / torch.sqrt(var + 1e-7) * m
+        hidden = self.backbone(wave, attention_mask=mask if self.pass_mask else None).last_hidden_state
+        frames = self.backbone._get_feat_extract_output_lengths(mask.sum(1)).clamp(max=hidden.shape[1])
+        keep = (torch.arange(hidden.shape[1], device=hidden.device)[None] < frames[:, None]).to(hidden.dtype)
+        return (hidden * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1)
+
+    def blocks(self) -> list[nn.Module]:
+        net = self.backbone
+        layers = net.encoder.layers
+        front = nn.ModuleList([net.feature_extractor, net.feature_projection])
+        placed = {id(p) for m in (layers, front) for p in m.parameters()}
+        rest = [m for m in net.modules() if any(id(p) not in placed for p in m.parameters(recurse=False))]
+        return [front, *layers, *([nn.ModuleList(rest)] if rest else [])]
+
+    def example_batch(self, batch_size: int = 2, seconds: float = 0.5) -> Batch:
+        return super().example_batch(batch_size, seconds)
+
+
+def _tiny_speech(kind: str) -> Any:
+    def make(workdir: Path) -> dict[str, Any]:
+        """A 2-layer wav2vec2/HuBERT saved with save_pretrained and reloaded through from_pretrained."""
+        from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+        path = Path(workdir) / f"tiny-{kind}"
+        if not (path / "config.json").exists():
+            config_cls, model_cls = (
+                (Wav2Vec2Config, Wav2Vec2Model) if kind == "wav2vec2" else (HubertConfig, HubertModel)
+            )
+            config = config_cls(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=37,
+                conv_dim=(16, 16, 16),
+                conv_stride=(5, 4, 4),
+                conv_kernel=(10, 8, 4),
+                num_conv_pos_embeddings=16,
+                num_conv_pos_embedding_groups=2,
+                vocab_size=8,
+            )
+            torch.manual_seed(0)
+            model_cls(config).save_pretrained(path)
+            Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True).save_pretrained(path)
+        return {"model_path": str(path)}
+
+    return make
+
+
+for _name, _hub, _kind, _desc in (
+    ("wav2vec2-base", "facebook/wav2vec2-base", "wav2vec2", "wav2vec 2.0 base (95M), 768-d mean-pooled"),
+    ("hubert-base", "facebook/hubert-base-ls960", "hubert", "HuBERT base (95M), 768-d mean-pooled"),
+):
+
+    def _build(*, model_path: str | None = None, _hub: str = _hub, **kw: Any) -> Adapter:
+        return SpeechEncoderAdapter(model_path or _hub, **kw)
+
+    register_adapter(
+        _name,
+        domain="audio",
+        sample_rate=RATE,
+        description=_desc,
+        pretrained_source=f"hub {_hub} or --model-path",
+        tiny=_tiny_speech(_kind),
+        recipes={"finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1}, "scratch": {"lr": 1e-4, "weight_decay": 0.01}},
+    )(_build)
