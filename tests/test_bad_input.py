@@ -87,6 +87,28 @@ def _csv_dir(kind: str, root: Path) -> Path:
     return root
 
 
+def _audio_dir(kind: str, root: Path) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    for split in ("train", "test"):
+        for cls in ("hum", "buzz"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(2):
+                sf.write(root / split / cls / f"{cls}{i}.wav", np.random.RandomState(i).randn(1600) * 0.1, 16000)
+    hum = root / "train" / "hum"
+    if kind == "corrupt-audio":
+        (hum / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    elif kind == "zero-length-audio":
+        sf.write(hum / "empty.wav", np.zeros(0), 16000)
+    elif kind == "unsupported-audio":
+        (hum / "clip.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A ")
+    elif kind == "empty-audio-class":
+        for f in hum.iterdir():
+            f.unlink()
+    return root
+
+
 BASE = [
     "run",
     "--task",
@@ -113,6 +135,22 @@ TEXT = [
     "minilm-l6",
     "--strategy",
     "linear-probe",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "2",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
+AUDIO = [
+    "run",
+    "--task",
+    "audiofolder",
+    "--adapter",
+    "logmel-cnn",
+    "--strategy",
+    "scratch",
     "--epochs",
     "1",
     "--batch-size",
@@ -309,6 +347,23 @@ CASES = [
         None,
         "no config.json; expected a save_pretrained() directory",
     ),
+    ("audio-corrupt", [*AUDIO, "--data-dir", "{audio}"], "corrupt-audio", None, "broken.wav: not a readable audio"),
+    ("audio-zero-length", [*AUDIO, "--data-dir", "{audio}"], "zero-length-audio", None, "empty.wav: zero-length clip"),
+    (
+        "audio-unsupported-format",
+        [*AUDIO, "--data-dir", "{audio}"],
+        "unsupported-audio",
+        None,
+        "clip.m4a: unsupported audio format .m4a",
+    ),
+    ("audio-empty-class", [*AUDIO, "--data-dir", "{audio}"], "empty-audio-class", None, "hum: class folder is empty"),
+    (
+        "logmel-cnn-has-no-weights",
+        [*AUDIO, "--data-dir", "{audio}", "--strategy", "finetune"],
+        "ok",
+        None,
+        "logmel-cnn has no published pretrained weights",
+    ),
     ("out-is-a-file", [*DIGITS, "--out", "{file}"], None, None, "exists and is not a directory"),
     ("out-not-writable", [*DIGITS, "--out", "/proc/transferbench-out"], None, None, "not writable"),
 ]
@@ -328,12 +383,17 @@ def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected
         _imagefolder(data, shared("cifar10"))
         if breakage:
             _break(breakage, data)
+    audio_dir = tmp_path / "audio"
+    if any("{audio}" in a for a in argv):
+        _audio_dir(breakage or "ok", audio_dir)
     suffix = ".safetensors" if weights == "wrong-shapes" else ".pth"
     csv_dir = tmp_path / "csv"
     if any("{csv}" in a for a in argv):
         _csv_dir(breakage or "ok", csv_dir)
     weights_path = _weights(weights, tmp_path / f"w{suffix}") if weights else None
-    args = [a.format(tmp=tmp_path, data=data, file=a_file, weights=weights_path, csv=csv_dir) for a in argv]
+    args = [
+        a.format(tmp=tmp_path, data=data, file=a_file, weights=weights_path, csv=csv_dir, audio=audio_dir) for a in argv
+    ]
     if "--out" not in args and args[0] == "run":
         args += ["--out", str(out)]
     code = main(args)

@@ -1,6 +1,6 @@
 """Tasks: declarative configs (:class:`TaskConfig`) over one generic loader per domain."""
 
-from transferbench.tasks import audio, text, vision
+from transferbench.tasks import audio, generated, text, vision  # noqa: F401  (registers the tasks)
 from transferbench.tasks.base import TASKS, Split, TaskConfig, TaskData, resolve_task
 
 __all__ = ["TASKS", "Split", "TaskConfig", "TaskData", "load_task", "resolve_task"]

@@ -140,6 +140,21 @@ def _esc50_items(root: Path, test_fold: int) -> tuple[list, list]:
 
 def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
     stats = DecodeStats()
+    if config.builtin is not None and not data_dir:
+        if config.options.get("sample_rate", rate) != rate:
+            raise DataError(
+                f"task {config.name!r} is generated at {config.options['sample_rate']} Hz; this adapter needs {rate} Hz"
+            )
+        x_train, y_train, x_test, y_test, names = config.builtin()
+        return TaskData(
+            config.name,
+            "audio",
+            names,
+            Split(x_train, y_train),
+            Split(x_test, y_test),
+            source=config.options.get("source", "builtin"),
+            test_split=config.test_split,
+        )
     if data_dir and config.name == "esc50":
         root = Path(data_dir)
         if not root.is_dir():

@@ -110,6 +110,17 @@ def load_text(
 ) -> TaskData:
     text_col = text_column or config.input_column
     label_col = label_column or config.label_column
+    if config.builtin is not None and not data_dir:
+        x_train, y_train, x_test, y_test, names = config.builtin()
+        return TaskData(
+            config.name,
+            "text",
+            names,
+            Split(x_train, y_train),
+            Split(x_test, y_test),
+            source=config.options.get("source", "builtin"),
+            test_split=config.test_split,
+        )
     if data_dir:
         root = Path(data_dir)
         if not root.is_dir():

@@ -1,0 +1,96 @@
+"""Audio tasks: FSDD labels from file names, decoding without FFmpeg, conversions counted, bad files named."""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import shared
+
+from transferbench.errors import DataError
+from transferbench.tasks import TASKS, load_task
+from transferbench.tasks.audio import AudioPipeline
+from transferbench.tasks.base import Split
+
+
+@pytest.fixture
+def small_fsdd(tmp_path):
+    """Two digits x the first recordings of each speaker, in the fixture's layout."""
+    src = shared("fsdd")
+    root = tmp_path / "fsdd"
+    for split, per in (("train", 3), ("test", 1)):
+        for digit in ("3", "7"):
+            (root / split / digit).mkdir(parents=True)
+            files = sorted((src / split / digit).iterdir())
+            by_speaker = {}
+            for f in files:
+                by_speaker.setdefault(f.stem.split("_")[1], []).append(f)
+            for speaker_files in by_speaker.values():
+                for f in speaker_files[:per]:
+                    shutil.copy(f, root / split / digit / f.name)
+    return root
+
+
+def test_fsdd_digits_and_speakers_take_labels_from_file_names(small_fsdd):
+    digits = load_task(TASKS.get("fsdd-digits"), str(small_fsdd))
+    speakers = load_task(TASKS.get("fsdd-speakers"), str(small_fsdd))
+    assert digits.class_names == ["3", "7"]
+    assert speakers.class_names == sorted(speakers.class_names) and len(speakers.class_names) == 6
+    assert len(digits.train) == len(speakers.train) == 2 * 6 * 3
+    assert all(w.dtype == np.float32 and w.ndim == 1 for w in digits.train.inputs)
+    assert any("resampled" in n and "16000 Hz" in n for n in digits.notes)  # FSDD is 8 kHz
+
+
+def test_stereo_and_other_rates_are_converted_and_counted(small_fsdd):
+    t = np.linspace(0, 0.5, 22050 // 2, dtype=np.float32)
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1)
+    sf.write(small_fsdd / "train" / "3" / "3_extra_0.wav", stereo, 22050)
+    sf.write(small_fsdd / "train" / "3" / "3_extra_1.flac", stereo[:, 0], 44100)
+    data = load_task(TASKS.get("fsdd-digits"), str(small_fsdd))
+    assert any("mixed 1 multi-channel clips down to mono" in n for n in data.notes)
+    assert any(f"resampled {len(data.train) + len(data.test)} clips" in n for n in data.notes)
+    lengths = {len(w) for w in data.train.inputs}
+    assert 8000 in lengths  # both 0.5 s clips (22.05 and 44.1 kHz) became 8000 samples at 16 kHz
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "message"),
+    [
+        ("3_bad_0.wav", b"RIFF\x00\x00\x00\x00WAVEjunk", "3_bad_0.wav: not a readable audio file"),
+        ("3_bad_0.mp4", b"\x00\x00\x00\x18ftypmp42", "unsupported audio format .mp4"),
+        ("3_bad_0.wav", "zero", "3_bad_0.wav: zero-length clip"),
+        ("3_bad_0.wav", "truncated", "3_bad_0.wav: not a readable audio file"),
+        ("badname.wav", "copy", "badname.wav: file name is not <digit>_<speaker>_<index>.wav"),
+    ],
+)
+def test_bad_audio_files_are_named(small_fsdd, name, payload, message):
+    target = small_fsdd / "train" / "3" / name
+    good = next((small_fsdd / "train" / "3").iterdir())
+    if payload == "zero":
+        sf.write(target, np.zeros(0, dtype=np.float32), 8000)
+    elif payload == "truncated":
+        target.write_bytes(good.read_bytes()[:30])
+    elif payload == "copy":
+        shutil.copy(good, target)
+    else:
+        target.write_bytes(payload)
+    with pytest.raises(DataError, match=message):
+        load_task(TASKS.get("fsdd-digits"), str(small_fsdd))
+
+
+def test_pipeline_crops_pads_and_masks():
+    waves = [np.ones(100, dtype=np.float32), np.ones(40, dtype=np.float32) * 2]
+    split = Split(waves, np.array([0, 1]))
+    pipe = AudioPipeline(split, rate=100, duration_s=0.5, train=False, device=torch.device("cpu"))
+    batch = next(pipe.batches(2, shuffle=False))
+    assert batch["input_values"].shape == (2, 50)
+    assert batch["attention_mask"].sum(1).tolist() == [50, 40]
+    assert batch["input_values"][1, 40:].abs().sum() == 0
+    train = AudioPipeline(split, rate=100, duration_s=0.5, train=True, device=torch.device("cpu"))
+    ramp = Split([np.arange(100, dtype=np.float32) + 1], np.array([0]))
+    train = AudioPipeline(ramp, rate=100, duration_s=0.5, train=True, device=torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    starts = {next(train.batches(1, shuffle=True, gen=gen))["input_values"][0, 0].item() for _ in range(20)}
+    assert len(starts) > 1  # training crops move; evaluation crops are centred:
+    assert next(train.unaugmented().batches(1, shuffle=False))["input_values"][0, 0].item() == 26
