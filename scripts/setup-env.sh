@@ -15,5 +15,5 @@ fi
 UV="$(command -v uv || echo "python3 -m uv")"
 [[ -x "$VENV/bin/python" ]] || $UV venv --quiet --python "$(command -v python3)" "$VENV"
 # uv ignores pip's config, so the constraints file is what pins torch to the tested build.
-VIRTUAL_ENV="$VENV" $UV pip install --quiet -c requirements/constraints.txt -e ".[test,plots]"
+VIRTUAL_ENV="$VENV" $UV pip install --quiet -c requirements/constraints.txt -e ".[test]"
 echo "$WANT" > "$STAMP"
