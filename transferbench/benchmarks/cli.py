@@ -278,6 +278,7 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
             "amp": args.amp,
             "channels_last": args.channels_last or None,
             "pipeline_efficiency": args.pipeline_efficiency,
+            "compile": args.compile or None,
             "model_path": args.model_path,
             "pooling": args.pooling,
             "max_length": args.max_length,

@@ -72,6 +72,7 @@ class RunSpec:
     device: str = "auto"
     amp: str = "auto"
     channels_last: bool = False
+    compile: bool = False  # torch.compile the adapter's forward
     target_accuracy: float | None = None
     pipeline_efficiency: bool | None = None  # None: measure on CUDA only
 
@@ -190,6 +191,7 @@ def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: St
         "weights": spec.weights,
         "amp": amp,
         "channels_last": spec.channels_last,
+        "compile": spec.compile,
         "text_column": spec.text_column,
         "label_column": spec.label_column,
         "data_fingerprint": data.fingerprint(),
@@ -281,6 +283,7 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     target = spec.target_accuracy if spec.target_accuracy is not None else config.target_accuracy
     train_split, val_split = make_splits(spec, data)
     seed_everything(spec.seed)
+    started = time.perf_counter()
     model = build_adapter(spec, strategy, data.num_classes)
     ckpt = out_dir / "checkpoints" / f"{provenance.config_hash(identity)}.pt" if out_dir is not None else None
     if isinstance(model, ClassicalAdapter):
@@ -289,6 +292,8 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
         model.to(device)
         if spec.channels_last:
             model.to(memory_format=torch.channels_last)
+        if spec.compile:
+            model.compile()  # compiles __call__ in place; freezing, heads and param groups still apply
         settings = input_settings(spec, config)
         train_pipe, val_pipe, test_pipe = make_pipelines(
             spec, model, config, (train_split, val_split, data.test), settings, device
@@ -303,6 +308,7 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
             if outcome.status == "ok"
             else (None, 0.0)
         )
+    outcome.extra["run_wall_s"] = time.perf_counter() - started
     record = _record(
         spec,
         data,
@@ -457,6 +463,7 @@ def _record(
             "eval_s": eval_s,
             "time_to_target_s": outcome.time_to_target_s,
             "target_accuracy": target,
+            "device_s": outcome.extra.pop("run_wall_s"),  # the whole run on the device: build, train, validate, test
         },
         "throughput": {
             "train_samples_per_s": outcome.samples_per_s,
