@@ -159,6 +159,7 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
                 "trainable_params": runs[0]["params"]["trainable"],
                 "total_params": runs[0]["params"]["total"],
                 "val_curves": [r["val_accuracy_per_epoch"] for r in runs],
+                "chance": max((r["metrics"].get("majority_class_accuracy") or 0) for r in runs),
             }
         )
     scratch = {(r["task"], r["adapter"], r["train_examples"]): r for r in rows if r["strategy"] == "scratch"}
@@ -304,48 +305,65 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
             capsize=4,
         )
         ax.set_xticks(range(len(rs)), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_title(task)
+        for i, r in enumerate(rs):
+            ax.text(
+                i, r["accuracy_mean"] + r["accuracy_std"] + 0.01, f"{r['accuracy_mean']:.3f}", ha="center", fontsize=8
+            )
+        chance = max(r["chance"] for r in rs)
+        if chance:
+            ax.axhline(chance, color="tab:red", ls="--", lw=1, label=f"majority class {chance:.2f}")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{task} (blue: pretrained, grey: from scratch)", fontsize=9)
         ax.set_ylabel("test accuracy (mean ± std over seeds)")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     written.append(_save(fig, out / "accuracy_by_strategy.png"))
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for task, marker in zip(tasks, "osD^v<>ph*", strict=False):
-        for r in (r for r in full if r["task"] == task):
-            ax.scatter(
-                r["train_s_mean"],
-                r["accuracy_mean"],
-                marker=marker,
-                color="tab:blue" if r["pretrained"] else "tab:gray",
-            )
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rs = sorted((r for r in full if r["task"] == task), key=lambda r: r["train_s_mean"])
+        for i, r in enumerate(rs):
+            ax.scatter(r["train_s_mean"], r["accuracy_mean"], color="tab:blue" if r["pretrained"] else "tab:gray")
             ax.annotate(
-                f"{task}/{r['adapter']}/{r['strategy']}",
+                f"{r['adapter']}/{r['strategy']}",
                 (r["train_s_mean"], r["accuracy_mean"]),
                 fontsize=7,
-                xytext=(4, 2),
+                xytext=(5, 6 if i % 2 == 0 else -11),
                 textcoords="offset points",
             )
-    ax.set_xscale("log")
-    ax.set_xlabel("training time, device-seconds (log)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy vs training cost (blue: pretrained, grey: scratch)")
-    ax.grid(alpha=0.3)
+        ax.set_xscale("log")
+        ax.set_xlabel("training time, device-seconds (log)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{task}: accuracy vs cost", fontsize=9)
+        ax.margins(x=0.35, y=0.15)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     written.append(_save(fig, out / "accuracy_vs_cost.png"))
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
+        fitted = 0
         for r in (r for r in full if r["task"] == task):
             curves = [c for c in r["val_curves"] if len(c) > 1]
+            label = f"{r['adapter']}/{r['strategy']}"
             if curves:
                 length = min(map(len, curves))
                 mean = [statistics.fmean(c[i] for c in curves) for i in range(length)]
-                ax.plot(range(1, length + 1), mean, marker="o", label=f"{r['adapter']}/{r['strategy']}")
+                ax.plot(range(1, length + 1), mean, marker="o", label=label)
+            elif r["val_curves"] and r["val_curves"][0]:  # a fitted probe: one validation score
+                ax.axhline(
+                    statistics.fmean(c[0] for c in r["val_curves"]),
+                    ls=("--", ":", "-.")[fitted % 3],
+                    lw=1.2,
+                    color=f"C{(fitted + 5) % 10}",
+                    label=f"{label} (fitted once)",
+                )
+                fitted += 1
         ax.set_title(task)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("validation accuracy")
+        ax.set_ylabel("validation accuracy (mean over seeds)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)

@@ -288,6 +288,8 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     ckpt = out_dir / "checkpoints" / f"{provenance.config_hash(identity)}.pt" if out_dir is not None else None
     if isinstance(model, ClassicalAdapter):
         outcome, preds, eval_s = _fit_classical(model, train_split, val_split, data.test, spec.seed)
+        if target is not None and outcome.val_accuracy[0] >= target:
+            outcome.time_to_target_s = outcome.train_s
     else:
         model.to(device)
         if spec.channels_last:
@@ -381,6 +383,8 @@ def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, 
             model, train_pipe.unaugmented(), val_pipe, spec.budget, device=device, amp=amp, seed=spec.seed, progress=bar
         )
         if probe_only:
+            if target is not None and probe.val_accuracy[0] >= target:
+                probe.time_to_target_s = probe.train_s  # a probe reaches its accuracy when the fit ends
             return probe
     outcome = train(
         model,
