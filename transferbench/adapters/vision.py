@@ -8,6 +8,8 @@ with random initialisation.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -98,43 +100,21 @@ class VGGAdapter(VisionAdapter):
         return stages
 
 
-@register_adapter(
-    input_size=224,
-    example_shape={"image_size": 32},
-    name="resnet18",
-    domain="vision",
-    aliases=("resnet-18",),
-    description="torchvision ResNet-18 (11.7M), 512-d features",
-    pretrained_source="torchvision ResNet18_Weights.DEFAULT (ImageNet-1k) or --weights",
+TORCHVISION = (
+    ("resnet18", ResNetAdapter, "torchvision ResNet-18 (11.7M), 512-d features"),
+    ("resnet50", ResNetAdapter, "torchvision ResNet-50 (25.6M), 2048-d features"),
+    ("vgg16", VGGAdapter, "torchvision VGG16 conv stack (14.7M), 512-d GAP features"),
 )
-def resnet18(**kw) -> Adapter:
-    return ResNetAdapter("resnet18", **kw)
-
-
-@register_adapter(
-    input_size=224,
-    example_shape={"image_size": 32},
-    name="resnet50",
-    domain="vision",
-    aliases=("resnet-50",),
-    description="torchvision ResNet-50 (25.6M), 2048-d features",
-    pretrained_source="torchvision ResNet50_Weights.DEFAULT (ImageNet-1k) or --weights",
-)
-def resnet50(**kw) -> Adapter:
-    return ResNetAdapter("resnet50", **kw)
-
-
-@register_adapter(
-    input_size=224,
-    example_shape={"image_size": 32},
-    name="vgg16",
-    domain="vision",
-    aliases=("vgg-16",),
-    description="torchvision VGG16 conv stack (14.7M), 512-d GAP features",
-    pretrained_source="torchvision VGG16_Weights.DEFAULT (ImageNet-1k) or --weights",
-)
-def vgg16(**kw) -> Adapter:
-    return VGGAdapter("vgg16", **kw)
+for _arch, _cls, _description in TORCHVISION:
+    register_adapter(
+        _arch,
+        domain="vision",
+        aliases=(_arch.replace("net", "net-").replace("vgg", "vgg-"),),
+        description=_description,
+        input_size=224,
+        example_shape={"image_size": 32},
+        pretrained_source=f"torchvision {_arch} DEFAULT weights (ImageNet-1k) or --weights",
+    )(functools.partial(_cls, _arch))
 
 
 # EfficientNet-Lite0 ------------------------------------------------------------------------
