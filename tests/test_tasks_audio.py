@@ -94,3 +94,40 @@ def test_pipeline_crops_pads_and_masks():
     starts = {next(train.batches(1, shuffle=True, gen=gen))["input_values"][0, 0].item() for _ in range(20)}
     assert len(starts) > 1  # training crops move; evaluation crops are centred:
     assert next(train.unaugmented().batches(1, shuffle=False))["input_values"][0, 0].item() == 26
+
+
+def _tone_folder(root, layout):
+    rng = np.random.RandomState(0)
+    for split, label in layout:
+        (root / split / label).mkdir(parents=True, exist_ok=True)
+        sf.write(
+            root / split / label / f"{label}-{len(list((root / split / label).iterdir()))}.wav",
+            rng.randn(16000).astype(np.float32) * 0.1,
+            16000,
+        )
+
+
+def test_speech_commands_local_folder_and_12_class_protocol(tmp_path):
+    _tone_folder(tmp_path, [(s, w) for s in ("train", "test") for w in ("yes", "go", "bed", "_silence_", "tree")])
+    full = load_task(TASKS.get("speech-commands"), str(tmp_path))
+    assert full.class_names == ["_silence_", "bed", "go", "tree", "yes"]
+    twelve = load_task(TASKS.get("speech-commands-12"), str(tmp_path))
+    assert twelve.class_names == ["_silence_", "_unknown_", "go", "yes"]
+    assert np.bincount(twelve.train.labels).tolist() == [1, 2, 1, 1]  # bed and tree became _unknown_
+
+
+def test_esc50_official_layout_holds_out_fold_5(tmp_path):
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "audio").mkdir()
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    for fold in range(1, 6):
+        for target, category in ((0, "dog"), (1, "rain")):
+            name = f"{fold}-{target}-A-0.wav"
+            sf.write(tmp_path / "audio" / name, np.zeros(8000, dtype=np.float32) + 0.01 * (target + 1), 44100)
+            rows.append(f"{name},{fold},{target},{category},True,{target},A")
+    (tmp_path / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    data = load_task(TASKS.get("esc50"), str(tmp_path))
+    assert (len(data.train), len(data.test)) == (8, 2)
+    assert data.class_names == ["dog", "rain"]
+    assert any("fold 5 is held out" in n for n in data.notes)
+    assert any("resampled 10 clips to 16000 Hz" in n for n in data.notes)

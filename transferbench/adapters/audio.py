@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferbench.adapters.base import Adapter, Batch, Preprocessing, register_adapter
-from transferbench.adapters.text import _quiet_transformers
+from transferbench.adapters.text import _quiet_transformers, transformer_blocks
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import WeightsError
 
@@ -226,6 +226,30 @@ def speaker_encoder(**kw: Any) -> Adapter:
 
 
 # --- transformers speech encoders --------------------------------------------------------------
+def _load_hf_audio(source: str, pretrained: bool, weights: str | None, trust_remote_code: bool) -> tuple:
+    """(config, feature extractor, model) from a hub id or a save_pretrained() directory; random init
+    from the same config unless pretrained; ``weights`` (a state-dict file) loads over a fresh model."""
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+            extractor = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
+            net = (
+                AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code)
+                if pretrained and not weights
+                else AutoModel.from_config(config)
+            )
+    except (OSError, ValueError) as exc:
+        raise WeightsError(
+            f"could not load {source!r} with transformers ({str(exc).splitlines()[0][:160]}); "
+            "offline, pass --model-path DIR with a save_pretrained() copy"
+        ) from None
+    if pretrained and weights:
+        load_into(net, load_state_dict_file(weights), source=weights)
+    return config, extractor, net
+
+
 class SpeechEncoderAdapter(AudioAdapter):
     """A transformers speech encoder (wav2vec2, HuBERT): waveform normalised per clip as its feature
     extractor says -> hidden states -> masked mean over frames."""
@@ -233,24 +257,7 @@ class SpeechEncoderAdapter(AudioAdapter):
     def __init__(
         self, source: str, *, pretrained: bool, weights: str | None = None, trust_remote_code: bool = False, **kw: Any
     ) -> None:
-        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
-
-        try:
-            with _quiet_transformers():
-                config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-                extractor = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
-                net = (
-                    AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code)
-                    if pretrained and not weights
-                    else AutoModel.from_config(config)
-                )
-        except (OSError, ValueError) as exc:
-            raise WeightsError(
-                f"could not load {source!r} with transformers ({str(exc).splitlines()[0][:160]}); "
-                "offline, pass --model-path DIR with a save_pretrained() copy"
-            ) from None
-        if pretrained and weights:
-            load_into(net, load_state_dict_file(weights), source=weights)
+        config, extractor, net = _load_hf_audio(source, pretrained, weights, trust_remote_code)
         rate = getattr(extractor, "sampling_rate", RATE)
         self.normalize = bool(getattr(extractor, "do_normalize", True))
         self.pass_mask = bool(getattr(extractor, "return_attention_mask", False))
@@ -280,6 +287,70 @@ class SpeechEncoderAdapter(AudioAdapter):
 
     def example_batch(self, batch_size: int = 2, seconds: float = 0.5) -> Batch:
         return super().example_batch(batch_size, seconds)
+
+
+class SpectrogramTransformerAdapter(AudioAdapter):
+    """The Audio Spectrogram Transformer: its feature extractor turns each clip's real samples into
+    Kaldi-style log-mel filterbanks (on the CPU, inside ``forward_features``), the transformer's
+    pooled output (mean of the CLS and distillation tokens) is the feature."""
+
+    def __init__(
+        self, source: str, *, pretrained: bool, weights: str | None = None, trust_remote_code: bool = False, **kw: Any
+    ) -> None:
+        config, extractor, net = _load_hf_audio(source, pretrained, weights, trust_remote_code)
+        self.extractor = extractor
+        rate = getattr(extractor, "sampling_rate", RATE)
+        features = f"log-mel filterbank, {getattr(extractor, 'num_mel_bins', '?')} bins (AST feature extractor)"
+        super().__init__(
+            net, config.hidden_size, Preprocessing("audio", "input_values", sample_rate=rate, features=features), **kw
+        )
+
+    def forward_features(self, batch: Batch) -> torch.Tensor:
+        wave, mask = batch["input_values"], batch["attention_mask"]
+        clips = [w[: int(n)].float().cpu().numpy() for w, n in zip(wave, mask.sum(1), strict=True)]
+        fbank = self.extractor(clips, sampling_rate=self.preprocessing.sample_rate, return_tensors="pt")
+        return self.backbone(fbank["input_values"].to(wave.device)).pooler_output
+
+    def blocks(self) -> list[nn.Module]:
+        return transformer_blocks(self.backbone)
+
+
+def _tiny_ast(workdir: Path) -> dict[str, Any]:
+    """A 2-layer AST on 16 mel bins, saved with save_pretrained and reloaded through from_pretrained."""
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    path = Path(workdir) / "tiny-ast"
+    if not (path / "config.json").exists():
+        config = ASTConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            num_mel_bins=16,
+            max_length=64,
+            frequency_stride=10,
+            time_stride=10,
+        )
+        torch.manual_seed(0)
+        ASTModel(config).save_pretrained(path)
+        ASTFeatureExtractor(num_mel_bins=16, max_length=64).save_pretrained(path)
+    return {"model_path": str(path)}
+
+
+def _ast(*, model_path: str | None = None, **kw: Any) -> Adapter:
+    return SpectrogramTransformerAdapter(model_path or "MIT/ast-finetuned-audioset-10-10-0.4593", **kw)
+
+
+register_adapter(
+    "ast",
+    domain="audio",
+    aliases=("audio-spectrogram-transformer",),
+    sample_rate=RATE,
+    description="Audio Spectrogram Transformer (AudioSet, 87M), 768-d pooled",
+    pretrained_source="hub MIT/ast-finetuned-audioset-10-10-0.4593 or --model-path",
+    tiny=_tiny_ast,
+    recipes={"finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1}, "scratch": {"lr": 1e-4, "weight_decay": 0.01}},
+)(_ast)
 
 
 def _tiny_speech(kind: str) -> Any:

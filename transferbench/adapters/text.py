@@ -58,6 +58,17 @@ def _encoder_layers(model: nn.Module) -> nn.ModuleList:
     return max(lists, key=len)
 
 
+def transformer_blocks(net: nn.Module) -> list[nn.Module]:
+    """Embeddings, each transformer layer, then whatever else holds parameters (final norms)."""
+    layers = _encoder_layers(net)
+    embeddings = getattr(net, "embeddings", None)
+    placed = {id(p) for p in layers.parameters()}
+    placed |= {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
+    leftover = [m for m in net.modules() if any(id(p) not in placed for p in m.parameters(recurse=False))]
+    blocks: list[nn.Module] = [embeddings] if embeddings is not None else []
+    return blocks + list(layers) + ([nn.ModuleList(leftover)] if leftover else [])
+
+
 class TextEncoderAdapter(Adapter):
     """A transformers encoder, pooled (masked mean, or the first token) -> head."""
 
@@ -131,14 +142,7 @@ class TextEncoderAdapter(Adapter):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def blocks(self) -> list[nn.Module]:
-        """Embeddings, each transformer layer, then whatever else holds parameters (final norms)."""
-        layers = _encoder_layers(self.backbone)
-        embeddings = getattr(self.backbone, "embeddings", None)
-        placed = {id(p) for p in layers.parameters()}
-        placed |= {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
-        leftover = [m for m in self.backbone.modules() if any(id(p) not in placed for p in m.parameters(recurse=False))]
-        blocks: list[nn.Module] = [embeddings] if embeddings is not None else []
-        return blocks + list(layers) + ([nn.ModuleList(leftover)] if leftover else [])
+        return transformer_blocks(self.backbone)
 
     def example_batch(self, batch_size: int = 2, seq_len: int = 12) -> Batch:
         vocab = self.backbone.config.vocab_size

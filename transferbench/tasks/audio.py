@@ -192,6 +192,8 @@ def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
         source = f"hf://{config.hub_path}"
     train_waves, train_labels = _decode_items(train_items, rate, stats)
     test_waves, test_labels = _decode_items(test_items, rate, stats)
+    if "label_map" in config.options:  # e.g. the 12-class Speech Commands protocol
+        train_labels, test_labels = ([config.options["label_map"](x) for x in ls] for ls in (train_labels, test_labels))
     train_y, test_y, names = _ids(train_labels, test_labels, source)
     notes = stats.notes(rate) + ([config.test_note] if config.test_note else [])
     return TaskData(
@@ -291,6 +293,30 @@ register_task(
         options={"duration_s": 1.0},
     )
 )
+SPEECH_COMMANDS_10 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+def _speech_commands_12(label: str) -> str:
+    """The 12-class protocol (Warden 2018): ten command words, silence, and every other word as unknown."""
+    return label if label in SPEECH_COMMANDS_10 or label == "_silence_" else "_unknown_"
+
+
+register_task(
+    TaskConfig(
+        name="speech-commands-12",
+        domain="audio",
+        loader="hub-or-dir",
+        hub_path="google/speech_commands",
+        hub_config="v0.02",
+        input_column="audio",
+        label_column="label",
+        test_split="test",
+        target_accuracy=0.8,
+        description="Speech Commands v2, 12-class protocol: 10 words + _silence_ + _unknown_ (all other words)",
+        options={"duration_s": 1.0, "label_map": _speech_commands_12},
+    )
+)
+
 register_task(
     TaskConfig(
         name="esc50",
