@@ -87,6 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--device", default="auto")
     p_run.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
     p_run.add_argument("--channels-last", action="store_true")
+    p_run.add_argument("--compile", action="store_true", help="torch.compile the model (recorded with the result)")
     p_run.add_argument(
         "--pipeline-efficiency",
         action=argparse.BooleanOptionalAction,
