@@ -131,3 +131,28 @@ def test_esc50_official_layout_holds_out_fold_5(tmp_path):
     assert data.class_names == ["dog", "rain"]
     assert any("fold 5 is held out" in n for n in data.notes)
     assert any("resampled 10 clips to 16000 Hz" in n for n in data.notes)
+
+
+def test_esc50_other_folds_and_cross_validation_flag(tmp_path, capsys):
+    from transferbench.benchmarks.cli import _build_parser, _specs_from_args
+    from transferbench.benchmarks.runner import RunSpec, task_config
+
+    args = _build_parser().parse_args(
+        [
+            "run",
+            "--task",
+            "esc50",
+            "--adapter",
+            "logmel-cnn",
+            "--strategy",
+            "scratch",
+            "--test-fold",
+            "all",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
+    specs, _, _ = _specs_from_args(args)
+    assert [s.test_fold for s in specs] == [1, 2, 3, 4, 5]
+    config = task_config(RunSpec(task="esc50", adapter="logmel-cnn", strategy="scratch", test_fold=2))
+    assert config.options["test_fold"] == 2 and "fold 2 is held out" in config.test_note

@@ -82,6 +82,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="data-budget sweep, e.g. 10,100,1000,all (total, or per class "
         "with --per-class); every strategy runs at every budget",
     )
+    p_run.add_argument(
+        "--test-fold",
+        help="fold-based tasks (esc50): the held-out fold, or a list/all for "
+        "cross-validation, e.g. 1,2,3,4,5 (default 5)",
+    )
     p_run.add_argument("--per-class", action="store_true", help="--train-examples counts examples per class")
     p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
     p_run.add_argument("--device", default="auto")
@@ -148,6 +153,19 @@ def parse_budgets(text: str) -> list[int | None]:
                 f"--train-examples {text!r} is not valid: expected positive integers or 'all', e.g. 10,100,1000,all"
             )
     return budgets
+
+
+def parse_folds(text: str) -> list[int]:
+    """``5``, ``1,3`` or ``all`` (1-5)."""
+    if text.strip().lower() == "all":
+        return [1, 2, 3, 4, 5]
+    try:
+        folds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--test-fold {text!r} is not valid: expected fold numbers 1-5, a list, or all") from None
+    if not all(1 <= f <= 5 for f in folds):
+        raise UserError(f"--test-fold {text!r} is not valid: folds are numbered 1-5")
+    return folds
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -308,14 +326,19 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
         seeds = parse_seeds(args.seeds)
     valid = {f.name for f in fields(RunSpec)}
     data_budgets = parse_budgets(args.train_examples) if args.train_examples else [args.max_train_examples]
+    folds = parse_folds(args.test_fold) if args.test_fold else [None]
     specs = []
-    for n_examples in data_budgets:
-        for template in templates:
-            for seed in seeds:
-                kw = {k: v for k, v in template.items() if k in valid and k != "budget"}
-                budget = Budget(**{**template.get("budget", {}), **budget_overrides})
-                sweep = {"max_train_examples": n_examples, "per_class": args.per_class} if args.train_examples else {}
-                specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
+    for fold in folds:
+        for n_examples in data_budgets:
+            for template in templates:
+                for seed in seeds:
+                    kw = {k: v for k, v in template.items() if k in valid and k != "budget"}
+                    budget = Budget(**{**template.get("budget", {}), **budget_overrides})
+                    sweep = (
+                        {"max_train_examples": n_examples, "per_class": args.per_class} if args.train_examples else {}
+                    )
+                    sweep["test_fold"] = fold
+                    specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
     return specs, note, label
 
 

@@ -8,6 +8,7 @@ append one record with metrics, timings, config and provenance.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,7 @@ class RunSpec:
     label_column: str | None = None
     max_train_examples: int | None = None
     per_class: bool = False  # max_train_examples counts examples per class
+    test_fold: int | None = None  # fold-based tasks (ESC-50): which fold is held out as test
     val_fraction: float = 0.1
     split_seed: int = 0  # the validation split is fixed across seeds: seeds vary training only
     device: str = "auto"
@@ -133,7 +135,7 @@ def validate_spec(spec: RunSpec) -> None:
     if spec.weights and not Path(spec.weights).is_file():
         raise UserError(f"--weights {spec.weights}: file not found")
     adapter = ADAPTERS.get(spec.adapter)
-    task = resolve_task(spec.task, spec.data_dir)
+    task = task_config(spec)
     if adapter.domain != task.domain:
         raise UserError(
             f"adapter {adapter.name!r} is a {adapter.domain} adapter but task {task.name!r} is "
@@ -149,6 +151,19 @@ def validate_spec(spec: RunSpec) -> None:
                 f"--{option.replace('_', '-')} applies to {' and '.join(domains)} adapters; "
                 f"{adapter.name!r} is {adapter.domain}"
             )
+
+
+def task_config(spec: RunSpec) -> TaskConfig:
+    """The task's config with the run's overrides (the held-out fold of fold-based tasks)."""
+    config = resolve_task(spec.task, spec.data_dir)
+    if spec.test_fold is None:
+        return config
+    if "test_fold" not in config.options:
+        raise UserError(f"--test-fold applies to fold-based tasks (esc50); {config.name!r} has fixed splits")
+    if not 1 <= spec.test_fold <= 5:
+        raise UserError(f"--test-fold must be 1-5, got {spec.test_fold}")
+    note = f"ESC-50 has no test split: fold {spec.test_fold} is held out as test, the other four train"
+    return dataclasses.replace(config, options={**config.options, "test_fold": spec.test_fold}, test_note=note)
 
 
 def input_settings(spec: RunSpec, config: TaskConfig) -> dict[str, Any]:
@@ -186,6 +201,7 @@ def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: St
         **input_settings(spec, config),
         "max_train_examples": spec.max_train_examples,
         "per_class": spec.per_class,
+        "test_fold": spec.test_fold,
         "val_fraction": spec.val_fraction,
         "split_seed": spec.split_seed,
         "weights": spec.weights,
@@ -275,7 +291,7 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     """Run one cell and (if ``out_dir``) append its record to ``out_dir/results.jsonl``."""
     from tqdm.auto import tqdm
 
-    config = resolve_task(spec.task, spec.data_dir)
+    config = task_config(spec)
     strategy = resolved_strategy(spec)
     device = resolve_device(spec.device)
     amp = resolve_amp(spec.amp, device)
@@ -492,7 +508,7 @@ def finished_ids(out_dir: Path) -> set[str]:
 
 def _load_key(spec: RunSpec, config: TaskConfig) -> tuple:
     rate = ADAPTERS.get(spec.adapter).sample_rate if config.domain == "audio" else None
-    return (config.name, spec.data_dir, spec.image_size, spec.text_column, spec.label_column, rate)
+    return (config.name, spec.data_dir, spec.image_size, spec.text_column, spec.label_column, spec.test_fold, rate)
 
 
 def run_all(
@@ -505,7 +521,7 @@ def run_all(
     done = finished_ids(out_dir) if resume else set()
     records = []
     for spec in specs:
-        config = resolve_task(spec.task, spec.data_dir)
+        config = task_config(spec)
         key = _load_key(spec, config)
         if key not in cache:
             started = time.perf_counter()
