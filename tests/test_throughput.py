@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from transferbench.adapters import ADAPTERS
-from transferbench.adapters.text import _tiny_bert
 from transferbench.benchmarks import throughput
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.results import read_records
@@ -15,7 +14,7 @@ NEURAL = [n for n in ADAPTERS.names() if not ADAPTERS.get(n).classical]
 
 def _cfg(name, tmp_path, **kw):
     spec = ADAPTERS.get(name)
-    model_path = _tiny_bert(tmp_path)["model_path"] if spec.domain == "text" else None
+    model_path = (spec.tiny(tmp_path) if callable(spec.tiny) else {}).get("model_path")  # tiny hub-style dirs
     options = {
         "batch_size": 2,
         "image_size": 32,
