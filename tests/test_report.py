@@ -135,3 +135,10 @@ def test_cli_report_and_index(tmp_path, capsys):
     assert "| [set-a](set-a/) | 2 | t | a | finetune, scratch | x86_64 | abcdef123456 | 2026-11-28 |" in index
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_rerun_seed_is_counted_once():
+    first = rec("finetune", 0, 0.70)
+    rerun = {**rec("finetune", 0, 0.74), "finished_at": "2026-11-29T00:00:00+00:00", "run_id": "other"}
+    (row,) = aggregate([first, rerun])
+    assert row["n_seeds"] == 1 and row["accuracy_mean"] == pytest.approx(0.74)

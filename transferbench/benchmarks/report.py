@@ -124,11 +124,30 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple
     return diff - half, diff + half
 
 
+def latest_per_seed(records: list[dict]) -> list[dict]:
+    """One record per task x adapter x strategy x data budget x seed: a rerun of the same seed
+    (e.g. after a code change altered the run identity) supersedes the earlier one, so a seed is
+    never counted twice in a mean."""
+    latest: dict[tuple, dict] = {}
+    for r in records:
+        key = (
+            r["task"],
+            r["adapter"],
+            r["strategy"],
+            r["train_examples"],
+            r["seed"],
+            r.get("config", {}).get("test_fold"),
+        )
+        if key not in latest or r["finished_at"] >= latest[key]["finished_at"]:
+            latest[key] = r
+    return list(latest.values())
+
+
 def aggregate(records: list[dict]) -> list[dict[str, Any]]:
     """One row per task x adapter x strategy x train_examples over seeds, with the gain over the
     scratch row of the same task, adapter and data budget (95% Welch interval across seeds)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in records:
+    for r in latest_per_seed(records):
         if r["status"] in ("ok", "near-chance"):
             groups[(r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"])].append(r)
     rows = []

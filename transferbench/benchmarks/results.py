@@ -110,8 +110,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per task x adapter x strategy (x train_examples): accuracy mean ± std over seeds
     and the gain over the scratch row of the same task, adapter and data budget."""
+    from transferbench.benchmarks.report import latest_per_seed
+
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in records:
+    for r in latest_per_seed(records):
         if r.get("status") in ("ok", "near-chance"):
             groups[(r["task"], r["adapter"], r["strategy"], r.get("train_examples"))].append(r)
     rows = []
