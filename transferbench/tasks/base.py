@@ -95,7 +95,8 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     """Indices (keep, held_out): ``fraction`` of each class held out (at least one per class
     with two or more examples), reproducibly for a seed."""
     rng = np.random.RandomState(seed)
-    keep, held = [], []
+    keep: list[int] = []
+    held: list[int] = []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
         n_held = max(1, round(fraction * len(idx))) if len(idx) > 1 else 0
