@@ -451,6 +451,19 @@ def report(paths: list[str | Path], out: str | Path, *, skip_invalid: bool = Fal
     }
 
 
+def not_run_here() -> list[str]:
+    """Commands for every adapter whose pretrained weights need the network (no offline copy ships)."""
+    from transferbench.adapters import ADAPTERS
+
+    default_task = {"vision": "cifar10", "text": "sst2", "audio": "speech-commands"}
+    return [
+        f"transferbench run --task {default_task[spec.domain]} --adapter {name} --seeds 0,1,2"
+        for name in ADAPTERS.names()
+        for spec in [ADAPTERS.get(name)]
+        if not spec.offline_pretrained and not spec.classical and not spec.pretrained_source.startswith("none")
+    ]
+
+
 def write_index(results_dir: str | Path) -> Path:
     """results/README.md: one entry per published result set (a folder with a results.jsonl)."""
     root = Path(results_dir)
@@ -482,6 +495,15 @@ def write_index(results_dir: str | Path) -> Path:
     for path in sorted(root.glob("*/*.md")):
         if path.parent.name == "throughput" or path.name == "report.md":
             lines.append(f"\n- [{path.parent.name}/{path.name}]({path.parent.name}/{path.name})")
+    lines += [
+        "",
+        "## Not run here",
+        "",
+        "These machines cannot reach the Hugging Face hub or download.pytorch.org, so rows whose pretrained "
+        "weights come from there are not in any result set above. On a connected machine:",
+        "",
+    ]
+    lines += [f"- `{command}`" for command in [*not_run_here(), "transferbench run --suite seed-vgg16-cifar10"]]
     index = root / "README.md"
     write_atomic(index, "\n".join(lines) + "\n")
     return index
