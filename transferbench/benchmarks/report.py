@@ -471,7 +471,9 @@ def write_index(results_dir: str | Path) -> Path:
         "# Published results",
         "",
         "Each folder holds one result set: `results.jsonl` (one record per run, with config, versions, git "
-        "commit and hardware) and its tables. Regenerate this index with `tox -e report`.",
+        "commit and hardware) and its tables. Regenerate this index with `tox -e report`. Accuracies compare "
+        "across machines; seconds and samples/s only within one set (same machine, same load)"
+        + (": see [NOTES.md](NOTES.md) for how these were measured." if (root / "NOTES.md").exists() else "."),
         "",
         "| result set | runs | tasks | adapters | strategies | device | git commit | finished |",
         "|---|---:|---|---|---|---|---|---|",
