@@ -278,9 +278,6 @@ class SpeechEncoderAdapter(AudioAdapter):
         rest = [m for m in net.modules() if any(id(p) not in placed for p in m.parameters(recurse=False))]
         return [front, *layers, *([nn.ModuleList(rest)] if rest else [])]
 
-    def example_batch(self, batch_size: int = 2, seconds: float = 0.5) -> Batch:
-        return super().example_batch(batch_size, seconds)
-
 
 class SpectrogramTransformerAdapter(AudioAdapter):
     """The Audio Spectrogram Transformer: its feature extractor turns each clip's real samples into
