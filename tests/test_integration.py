@@ -61,7 +61,7 @@ def test_readme_main_job_runs_offline_and_prints_a_table(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=2400,  # a few minutes on an idle 2-core machine; generous for a loaded one
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
