@@ -55,6 +55,21 @@ def _frames(mask: torch.Tensor, hop: int) -> torch.Tensor:
     return mask.sum(1) // hop + 1
 
 
+def cmvn(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Per-clip, per-band mean and variance normalisation over each clip's real frames
+    (``features`` [B, frames, bands]); padded frames come out as zeros.
+
+    Why: raw log-mel values sit around -10 with a spread of a few units, and an LSTM trained from
+    random init on them does not learn (measured on spoken digits: training loss flat at ln 10,
+    test accuracy 0.10). Speech recognisers normalise the same way before their first layer."""
+    keep = (torch.arange(features.shape[1], device=features.device)[None] < lengths[:, None].to(features.device))
+    keep = keep.to(features.dtype)[..., None]
+    n = keep.sum(1, keepdim=True).clamp(min=1)
+    mean = (features * keep).sum(1, keepdim=True) / n
+    var = (((features - mean) * keep) ** 2).sum(1, keepdim=True) / n
+    return (features - mean) / torch.sqrt(var + 1e-5) * keep
+
+
 # --- log-mel CNN -------------------------------------------------------------------------------
 class ConvBlock(nn.Sequential):
     def __init__(self, cin: int, cout: int) -> None:
@@ -121,7 +136,8 @@ class LogMelCNN(AudioAdapter):
     description="compact 4-block CNN on torchaudio log-mel spectrograms with SpecAugment; the from-scratch "
     "audio baseline",
     pretrained_source="none (train with --strategy scratch) or --weights",
-    recipes={"scratch": {"lr": 1e-3, "weight_decay": 0.01}},
+    # 3e-3: on FSDD digits (seed 0, 5 epochs) 1e-3 reached 0.927 and needed 15 epochs for 0.987.
+    recipes={"scratch": {"lr": 3e-3, "weight_decay": 0.01}},
 )
 def logmel_cnn(**kw: Any) -> Adapter:
     kw.setdefault("drop_rate", 0.2)
@@ -146,7 +162,8 @@ class SpeakerEncoder(AudioAdapter):
 
     Inputs: the pretrained weights were trained on power mel spectrograms of clips normalised to
     -30 dBFS, so that is what they get. A randomly initialised LSTM learns poorly from power mels
-    (measured: 0.26 vs 0.96 on spoken digits), so the scratch model gets log-mel input instead."""
+    (measured: 0.26 vs 0.96 on spoken digits), so the scratch model gets log-mel input instead,
+    mean- and variance-normalised per clip and band (``cmvn``): without that it stayed at chance."""
 
     def __init__(self, *, pretrained: bool, weights: str | None, **kw: Any) -> None:
         net = nn.ModuleDict(
@@ -163,7 +180,9 @@ class SpeakerEncoder(AudioAdapter):
             load_into(net, _from_resemblyzer(state), source=path)
         self.log_mel = not pretrained
         features = (
-            "log-mel 40 bands (scratch input)" if self.log_mel else "power mel 40 bands, -30 dBFS (as pretrained)"
+            "log-mel 40 bands, per-clip CMVN (scratch input)"
+            if self.log_mel
+            else "power mel 40 bands, -30 dBFS (as pretrained)"
         )
         super().__init__(net, 256, Preprocessing("audio", "input_values", sample_rate=RATE, features=features), **kw)
         self.melspec = _mel(40, slaney=True)
@@ -176,9 +195,10 @@ class SpeakerEncoder(AudioAdapter):
                 gain = torch.pow(10.0, (-30 - 10 * torch.log10(power.clamp(min=1e-10))) / 20).clamp(min=1.0)
                 wave = wave * gain[:, None]
             mels = self.melspec(wave).transpose(1, 2)  # [B, frames, 40]
+            lengths = _frames(mask, 160).clamp(max=mels.shape[1])
             if self.log_mel:
-                mels = torch.log(mels + 1e-6)
-        lengths = _frames(mask, 160).clamp(max=mels.shape[1]).cpu()
+                mels = cmvn(torch.log(mels + 1e-6), lengths)
+        lengths = lengths.cpu()
         x = nn.utils.rnn.pack_padded_sequence(mels, lengths, batch_first=True, enforce_sorted=False)
         for name in ("lstm0", "lstm1", "lstm2"):
             x, (hidden, _) = self.backbone[name](x)
@@ -209,6 +229,7 @@ def _from_resemblyzer(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     domain="audio",
     aliases=("resemblyzer", "ge2e"),
     sample_rate=RATE,
+    revision=2,  # 2: the scratch model's log-mel input gets per-clip CMVN
     offline_pretrained=True,
     description="GE2E speaker encoder (1.42M, 3-layer LSTM on mels), 256-d; weights ship in the resemblyzer wheel",
     pretrained_source="resemblyzer wheel pretrained.pt (sha256-verified) or --weights",

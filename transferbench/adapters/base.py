@@ -233,6 +233,10 @@ class AdapterSpec:
     sample_rate: int | None = None  # audio: the rate clips are decoded at, known without building the model
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-strategy recipe overrides
     classical: bool = False  # fitted in closed form (adapters.classical), strategy scratch only
+    # Bumped whenever the adapter computes something different for the same config (inputs,
+    # architecture, defaults): part of every run's identity, so --resume never keeps a result
+    # that the current code would not produce.
+    revision: int = 1
 
     def create(
         self,
@@ -265,6 +269,7 @@ def register_adapter(
     sample_rate: int | None = None,
     recipes: dict[str, dict[str, Any]] | None = None,
     classical: bool = False,
+    revision: int = 1,
 ) -> Callable[[Callable[..., Adapter]], Callable[..., Adapter]]:
     """Decorator for a build function ``(num_classes, pretrained, weights, head, **options) -> Adapter``."""
 
@@ -282,6 +287,7 @@ def register_adapter(
             sample_rate,
             recipes or {},
             classical,
+            revision,
         )
         ADAPTERS.add(name, spec, aliases=tuple(aliases))
         return build

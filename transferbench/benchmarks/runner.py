@@ -194,6 +194,7 @@ def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: St
     return {
         "task": data.task,
         "adapter": ADAPTERS.canonical(spec.adapter),
+        "adapter_revision": ADAPTERS.get(spec.adapter).revision,
         "strategy": strategy.to_dict(),
         "seed": spec.seed,
         "budget": asdict(spec.budget),
