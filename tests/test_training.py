@@ -142,3 +142,17 @@ def test_oom_below_the_floor_ends_the_run_as_oom(digits, monkeypatch):
     assert record["status"] == "oom"
     assert "out of memory at step 0" in record["status_detail"]
     assert record["metrics"] == {}
+
+
+def test_pipeline_efficiency_is_measured_when_asked(digits):
+    """Real-data samples/s over synthetic-input samples/s: on by default on CUDA, asked for here."""
+    record = execute(_spec("finetune", n=96, pipeline_efficiency=True), digits, progress=False)
+    eff = record["details"]["pipeline_efficiency"]
+    assert eff["real_samples_per_s"] == pytest.approx(record["throughput"]["train_samples_per_s"])
+    assert eff["synthetic_samples_per_s"] > 0
+    assert eff["ratio"] == pytest.approx(eff["real_samples_per_s"] / eff["synthetic_samples_per_s"])
+
+
+def test_pipeline_efficiency_is_off_on_cpu_by_default(digits):
+    record = execute(_spec("finetune", n=32), digits, progress=False)
+    assert "pipeline_efficiency" not in record["details"]

@@ -72,7 +72,8 @@ def git_commit() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        # A copy without .git (a container, a synced tree) can say which commit it is.
+        return os.environ.get("TRANSFERBENCH_GIT_COMMIT", "unknown")
     return commit + ("+dirty" if dirty else "")
 
 

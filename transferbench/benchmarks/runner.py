@@ -327,6 +327,11 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
             if outcome.status == "ok"
             else (None, 0.0)
         )
+        measure_pipeline = spec.pipeline_efficiency if spec.pipeline_efficiency is not None else device.type == "cuda"
+        if measure_pipeline and not probe_only and outcome.status == "ok" and outcome.samples_per_s:
+            outcome.extra["pipeline_efficiency"] = _pipeline_efficiency(
+                model, spec, settings, device, amp, outcome.samples_per_s
+            )
     outcome.extra["run_wall_s"] = time.perf_counter() - started
     record = _record(
         spec,

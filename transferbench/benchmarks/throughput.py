@@ -103,6 +103,8 @@ def _summary(times: list[float], batch_size: int) -> dict[str, float]:
 
 
 def build(cfg: BenchConfig, device: torch.device) -> Adapter:
+    # Fixed input shapes: let cuDNN pick its fastest kernels, as timm's benchmark.py does.
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     options = {"model_path": cfg.model_path} if cfg.model_path else {}
     spec = ADAPTERS.get(cfg.adapter)
     if spec.classical:
@@ -162,7 +164,12 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     record: dict[str, Any] = {
         "adapter": ADAPTERS.canonical(cfg.adapter),
         "domain": model.domain,
-        "setup": {**asdict(cfg), "amp": amp, "input": _shape(cfg, model)},
+        "setup": {
+            **asdict(cfg),
+            "amp": amp,
+            "input": _shape(cfg, model),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        },
         "results": {},
         "params": {"total": model.num_params()},
     }
