@@ -62,7 +62,7 @@ def cmvn(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     Why: raw log-mel values sit around -10 with a spread of a few units, and an LSTM trained from
     random init on them does not learn (measured on spoken digits: training loss flat at ln 10,
     test accuracy 0.10). Speech recognisers normalise the same way before their first layer."""
-    keep = (torch.arange(features.shape[1], device=features.device)[None] < lengths[:, None].to(features.device))
+    keep = torch.arange(features.shape[1], device=features.device)[None] < lengths[:, None].to(features.device)
     keep = keep.to(features.dtype)[..., None]
     n = keep.sum(1, keepdim=True).clamp(min=1)
     mean = (features * keep).sum(1, keepdim=True) / n
