@@ -111,6 +111,8 @@ def _audio_dir(kind: str, root: Path) -> Path:
 
 BASE = [
     "run",
+    "--min-steps",
+    "0",  # these cases test errors, not budgets
     "--task",
     "imagefolder",
     "--adapter",
@@ -129,6 +131,8 @@ BASE = [
 ]
 TEXT = [
     "run",
+    "--min-steps",
+    "0",  # these cases test errors, not budgets
     "--task",
     "sst2",
     "--adapter",
@@ -145,6 +149,8 @@ TEXT = [
 ]
 AUDIO = [
     "run",
+    "--min-steps",
+    "0",  # these cases test errors, not budgets
     "--task",
     "audiofolder",
     "--adapter",
@@ -161,6 +167,8 @@ AUDIO = [
 ]
 DIGITS = [
     "run",
+    "--min-steps",
+    "0",  # these cases test errors, not budgets
     "--task",
     "digits",
     "--adapter",
@@ -274,6 +282,7 @@ CASES = [
     ),
     ("zero-epochs", [*DIGITS, "--epochs", "0"], None, None, "--epochs must be a positive integer"),
     ("negative-epochs", [*DIGITS, "--epochs", "-3"], None, None, "--epochs must be a positive integer"),
+    ("negative-min-steps", [*DIGITS, "--min-steps", "-1"], None, None, "--min-steps must be 0 (epochs alone) or more"),
     (
         "zero-batch-size",
         [*DIGITS, "--batch-size", "0"],

@@ -33,7 +33,7 @@ def _spec(strategy: str) -> RunSpec:
         strategy=strategy,
         image_size=16,
         max_train_examples=96,
-        budget=Budget(epochs=3, batch_size=16),
+        budget=Budget(epochs=3, batch_size=16, min_steps=0),  # resume is tested per epoch
         device="cpu",
     )
 
@@ -96,6 +96,8 @@ def test_killed_suite_loses_nothing_and_completes_on_resume(tmp_path):
         "64",
         "--batch-size",
         "16",
+        "--min-steps",
+        "0",
         "--device",
         "cpu",
         "--no-progress",
@@ -125,3 +127,16 @@ def test_killed_suite_loses_nothing_and_completes_on_resume(tmp_path):
     assert [r["run_id"] for r in records][:2] == seen
     assert "skip digits/efficientnet-lite0/linear-probe/seed0" in proc.stdout
     assert "| digits | efficientnet-lite0 | scratch |" in (out / "results.md").read_text()
+
+
+def test_resume_reruns_what_an_adapter_revision_changed(digits, tmp_path, monkeypatch):
+    """A finished record of an older adapter revision is not what the code now computes: rerun it."""
+    from transferbench.adapters import ADAPTERS
+    from transferbench.benchmarks.runner import run_all
+
+    spec = _spec("linear-probe")
+    (first,) = run_all([spec], out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
+    assert run_all([spec], out_dir=tmp_path, resume=True, progress=False, log=lambda _: None) == []
+    monkeypatch.setattr(ADAPTERS.get("efficientnet-lite0"), "revision", 99)
+    (second,) = run_all([spec], out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
+    assert second["config"]["adapter_revision"] == 99 and second["run_id"] != first["run_id"]

@@ -15,7 +15,8 @@ def digits():
 
 
 def _spec(strategy, **kw):
-    budget = Budget(epochs=kw.pop("epochs", 1), batch_size=16)
+    # min_steps 0: these tests are about the loop's mechanics at tiny sizes, not the budget rule
+    budget = Budget(epochs=kw.pop("epochs", 1), batch_size=16, min_steps=0)
     return RunSpec(
         task="digits",
         adapter="efficientnet-lite0",
@@ -156,3 +157,23 @@ def test_pipeline_efficiency_is_measured_when_asked(digits):
 def test_pipeline_efficiency_is_off_on_cpu_by_default(digits):
     record = execute(_spec("finetune", n=32), digits, progress=False)
     assert "pipeline_efficiency" not in record["details"]
+
+
+def test_small_training_sets_get_min_steps_and_still_validate_epochs_times():
+    budget = Budget(epochs=3, batch_size=16, min_steps=100)
+    assert budget.epochs_for(33) == 4 and budget.epochs_for(50) == 3
+    assert budget.epochs_for(1) == 100
+    assert budget.validation_epochs(1) == [32, 66, 99]  # 3 validations, the last after the last epoch
+    assert budget.validation_epochs(50) == [0, 1, 2]
+    assert Budget(epochs=3, min_steps=0).epochs_for(1) == 3
+
+
+def test_few_shot_run_trains_min_steps(digits):
+    """5 examples per class at batch 16: 3 epochs would be 9 optimizer steps; min_steps makes it 12."""
+    spec = _spec("finetune", n=5, per_class=True, epochs=3)
+    spec.budget.min_steps = 12
+    record = execute(spec, digits, progress=False)
+    assert record["steps"] == 12  # 3 steps per epoch x 4 epochs
+    assert record["details"]["epochs_run"] == 4
+    assert record["details"]["val_epochs"] == [1, 3, 4]
+    assert len(record["val_accuracy_per_epoch"]) == 3

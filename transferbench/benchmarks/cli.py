@@ -54,6 +54,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--weights", help="local pretrained weights file (.safetensors or .pth state dict)")
     p_run.add_argument("--epochs", type=int)
     p_run.add_argument("--batch-size", type=int)
+    p_run.add_argument(
+        "--min-steps",
+        type=int,
+        help="optimizer steps every run gets at least, by adding epochs on small training sets (default 100; "
+        "0: epochs alone); runs still validate --epochs times",
+    )
     p_run.add_argument("--optimizer", choices=("adamw", "adam", "sgd"))
     p_run.add_argument("--lr", type=float, help="head learning rate (backbone: lr x the strategy's scale)")
     p_run.add_argument("--backbone-lr-scale", type=float)
@@ -243,7 +249,7 @@ def cmd_list(what: str) -> None:
 
     registries: dict[str, tuple[Registry, Any]] = {
         "tasks": (TASKS, lambda t: f"[{t.domain}] {t.description}"),
-        "adapters": (ADAPTERS, lambda a: f"[{a.domain}] {a.description}; pretrained: {a.pretrained_source}"),
+        "adapters": (ADAPTERS, _describe_adapter),
         "strategies": (STRATEGIES, lambda s: s.description),
         "suites": (SUITES, lambda s: s.description),
     }
@@ -265,6 +271,17 @@ def cmd_list(what: str) -> None:
             print(f"  {name}{alias_text}\n      {describe(registry.get(name))}")
 
 
+def _describe_adapter(spec: Any) -> str:
+    text = f"[{spec.domain}] {spec.description}; pretrained: {spec.pretrained_source}"
+    if spec.recipes:
+        recipes = "; ".join(
+            f"{strategy} " + ", ".join(f"{k}={v:g}" for k, v in values.items())
+            for strategy, values in spec.recipes.items()
+        )
+        text += f"\n      recipe overrides: {recipes}"
+    return text
+
+
 def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
     from transferbench.benchmarks.runner import RunSpec
     from transferbench.benchmarks.strategies import STRATEGIES
@@ -278,6 +295,7 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
             "batch_size": args.batch_size,
             "optimizer": args.optimizer,
             "warmup_fraction": args.warmup_fraction,
+            "min_steps": args.min_steps,
         }.items()
         if v is not None
     }

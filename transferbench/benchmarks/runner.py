@@ -128,6 +128,8 @@ def validate_spec(spec: RunSpec) -> None:
     ):
         if value is not None and value < 1:
             raise UserError(f"{option} must be a positive integer, got {value}")
+    if spec.budget.min_steps < 0:
+        raise UserError(f"--min-steps must be 0 (epochs alone) or more, got {spec.budget.min_steps}")
     if spec.lr is not None and not spec.lr > 0:
         raise UserError(f"--lr must be a positive number, got {spec.lr}")
     if spec.image_size is not None and spec.image_size < 8:
@@ -319,7 +321,7 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
         )
         label = f"{data.task}/{identity['adapter']}/{strategy.name}/seed{spec.seed}"
         probe_only = strategy.probe and spec.head == "linear"
-        steps = 4 if probe_only else (len(train_pipe) // spec.budget.batch_size) * spec.budget.epochs
+        steps = 4 if probe_only else spec.budget.total_steps(len(train_pipe))
         with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
             outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt)
         preds, eval_s = (

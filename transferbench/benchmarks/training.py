@@ -36,6 +36,23 @@ class Budget:
     warmup_fraction: float = 0.1  # linear warm-up over this share of steps, then cosine to zero
     label_smoothing: float = 0.0
     grad_clip: float | None = 5.0
+    # Optimizer steps every run gets at least, by adding epochs: with 5 labels per class, 3 epochs
+    # are 3 steps, and "fine-tuning loses to a probe" would be a verdict on the budget, not the method.
+    min_steps: int = 100
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """Epochs that run: ``epochs``, or more where that many epochs are under ``min_steps``."""
+        return max(self.epochs, -(-self.min_steps // max(1, steps_per_epoch)))
+
+    def total_steps(self, num_examples: int) -> int:
+        steps_per_epoch = max(1, num_examples // self.batch_size)
+        return steps_per_epoch * self.epochs_for(steps_per_epoch)
+
+    def validation_epochs(self, steps_per_epoch: int) -> list[int]:
+        """The (0-based) epochs after which a run validates and checkpoints: ``epochs`` of them,
+        evenly spaced and ending with the last, however many epochs ``min_steps`` adds."""
+        run = self.epochs_for(steps_per_epoch)
+        return sorted({round((i + 1) * run / self.epochs) - 1 for i in range(self.epochs)})
 
 
 @dataclass
@@ -204,7 +221,11 @@ def train(
     groups = model.param_groups(strategy.lr, strategy.lr * strategy.backbone_lr_scale, strategy.weight_decay)
     optimizer = make_optimizer(budget.optimizer, groups)
     steps_per_epoch = max(1, len(train_pipe) // budget.batch_size)
-    total = steps_per_epoch * budget.epochs
+    epochs = budget.epochs_for(steps_per_epoch)
+    validate_after = budget.validation_epochs(steps_per_epoch)
+    total = steps_per_epoch * epochs
+    if epochs > budget.epochs:
+        outcome.extra.update(epochs_run=epochs, val_epochs=[e + 1 for e in validate_after])
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, budget.warmup_fraction))
     params = [p for g in groups for p in g["params"]]
     outcome.warmup_steps_excluded = warmup_excluded = min(5, total // 10)
@@ -228,7 +249,7 @@ def train(
     def elapsed() -> float:
         return earlier_s + time.perf_counter() - start - eval_s
 
-    for epoch in range(first_epoch, budget.epochs):
+    for epoch in range(first_epoch, epochs):
         model.train()
         epoch_timer = None
         for batch in train_pipe.batches(budget.batch_size, shuffle=True, gen=gen, drop_last=True):
@@ -273,6 +294,8 @@ def train(
         _sync(device)
         if epoch_timer is not None:
             outcome.timed_s += time.perf_counter() - epoch_timer
+        if epoch not in validate_after:
+            continue
         if strategy.precise_bn:  # part of the training cost, so timed as training
             recalibrate_batchnorm(model, train_pipe.unaugmented(), budget.batch_size)
         eval_start = time.perf_counter()
@@ -284,7 +307,7 @@ def train(
             outcome.time_to_target_s = elapsed()
         if progress is not None:
             progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
-        if checkpoint_path is not None and epoch + 1 < budget.epochs:
+        if checkpoint_path is not None and epoch + 1 < epochs:
             checkpoint.save(
                 checkpoint_path,
                 {
