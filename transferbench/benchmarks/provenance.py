@@ -55,6 +55,8 @@ def git_commit() -> str:
     or 'unknown' when running from an installed copy outside a git checkout. Cached: commands that
     write records call it when they start, so a commit made while a long run goes on is not
     credited with that run's results."""
+    if os.environ.get("TRANSFERBENCH_GIT_COMMIT"):  # a copy whose .git is absent or not its own says so
+        return os.environ["TRANSFERBENCH_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
@@ -72,8 +74,7 @@ def git_commit() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        # A copy without .git (a container, a synced tree) can say which commit it is.
-        return os.environ.get("TRANSFERBENCH_GIT_COMMIT", "unknown")
+        return "unknown"
     return commit + ("+dirty" if dirty else "")
 
 
