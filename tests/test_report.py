@@ -142,3 +142,19 @@ def test_a_rerun_seed_is_counted_once():
     rerun = {**rec("finetune", 0, 0.74), "finished_at": "2026-11-29T00:00:00+00:00", "run_id": "other"}
     (row,) = aggregate([first, rerun])
     assert row["n_seeds"] == 1 and row["accuracy_mean"] == pytest.approx(0.74)
+
+
+def test_pipeline_efficiency_column_appears_where_measured(tmp_path):
+    gpu = [
+        {**rec(s, 0, a), "details": {"pipeline_efficiency": {"ratio": ratio}}}
+        for s, a, ratio in (("scratch", 0.3, 0.9), ("finetune", 0.8, 1.1))
+    ]
+    cpu = [rec(s, 0, a, task="cpu-task") for s, a in (("scratch", 0.3), ("finetune", 0.8))]
+    write(tmp_path / "results.jsonl", gpu + cpu)
+    report([tmp_path], tmp_path / "out", plots=False)
+    md = (tmp_path / "out" / "report.md").read_text()
+    sections = {part.split(" ", 1)[0]: part for part in md.split("\n## ")[1:]}
+    assert "pipeline eff." in sections["t"] and "| 10 | 100 | 1.10 |" in sections["t"]
+    assert "pipeline eff." not in sections["cpu-task"]
+    rows = {r["strategy"]: r for r in csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines())}
+    assert float(rows["scratch"]["pipeline_efficiency"]) == pytest.approx(0.9)

@@ -155,6 +155,9 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
         acc = [r["metrics"]["accuracy"] for r in runs]
         tta = [r["time"].get("time_to_target_s") for r in runs]
         rates = [r["throughput"].get("train_samples_per_s") for r in runs]
+        pipeline = [
+            r["details"]["pipeline_efficiency"]["ratio"] for r in runs if "pipeline_efficiency" in r.get("details", {})
+        ]
         rows.append(
             {
                 "domain": domain,
@@ -171,6 +174,7 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
                 "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
                 "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
                 "train_samples_per_s": statistics.fmean(x for x in rates if x) if any(rates) else None,
+                "pipeline_efficiency": statistics.fmean(pipeline) if pipeline else None,
                 "time_to_target_s": statistics.fmean(x for x in tta if x is not None)
                 if any(x is not None for x in tta)
                 else None,
@@ -208,6 +212,8 @@ def markdown(rows: list[dict], records: list[dict], skipped: list[str]) -> str:
     for task in sorted({r["task"] for r in rows}):
         task_rows = [r for r in rows if r["task"] == task]
         sample = next(r for r in records if r["task"] == task)
+        # real-data / synthetic-input training rate: shown where it was measured (on by default on CUDA)
+        show_pipeline = any(r["pipeline_efficiency"] is not None for r in task_rows)
         out += [
             f"## {task} ({task_rows[0]['domain']})",
             "",
@@ -215,8 +221,10 @@ def markdown(rows: list[dict], records: list[dict], skipped: list[str]) -> str:
             f"{sample.get('data_source', '?')}.",
             "",
             "| adapter | strategy | train ex. | accuracy (mean ± std, n) | macro-F1 | gain vs scratch, pts [95% CI] "
-            "| train samples/s | time to target | trainable / total params |",
-            "|---|---|---:|---|---:|---|---:|---:|---:|",
+            "| train s | train samples/s |"
+            + (" pipeline eff. |" if show_pipeline else "")
+            + " time to target | trainable / total params |",
+            "|---|---|---:|---|---:|---|---:|---:|" + ("---:|" if show_pipeline else "") + "---:|---:|",
         ]
         for r in task_rows:
             flag = f" ⚠ {r['near_chance_runs']} near chance" if r["near_chance_runs"] else ""
@@ -224,10 +232,14 @@ def markdown(rows: list[dict], records: list[dict], skipped: list[str]) -> str:
             tta = ("—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s") + (
                 f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else ""
             )
+            pipeline = ""
+            if show_pipeline:
+                pipeline = " — |" if r["pipeline_efficiency"] is None else f" {r['pipeline_efficiency']:.2f} |"
             out.append(
                 f"| {r['adapter']} | {r['strategy']} | {r['train_examples']} | {r['accuracy_mean']:.3f} ± "
                 f"{r['accuracy_std']:.3f} (n={r['n_seeds']}){flag} | {r['macro_f1_mean']:.3f} | {_fmt_gain(r)} "
-                f"| {rate} | {tta} | {_millions(r['trainable_params'])} / {_millions(r['total_params'])} |"
+                f"| {r['train_s_mean']:.0f} | {rate} |{pipeline} {tta} "
+                f"| {_millions(r['trainable_params'])} / {_millions(r['total_params'])} |"
             )
         out.append("")
     out += [
@@ -283,6 +295,7 @@ CSV_FIELDS = (
     "near_chance_runs",
     "train_s_mean",
     "train_samples_per_s",
+    "pipeline_efficiency",
     "time_to_target_s",
     "trainable_params",
     "total_params",
