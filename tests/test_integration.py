@@ -116,3 +116,15 @@ def test_fsdd_speaker_encoder_knows_who_is_speaking(tmp_path):
     assert record["metrics"]["accuracy"] >= 0.95
     assert record["preprocessing"]["features"].startswith("power mel")
     assert any("resampled 3000 clips to 16000 Hz" in n for n in record["data_notes"])
+
+
+@pytest.mark.slow
+def test_fsdd_logmel_cnn_from_scratch_is_a_strong_baseline(tmp_path):
+    """The audio scratch baseline must not be a strawman: 3 epochs already put it far above chance."""
+    data = str(shared("fsdd"))
+    argv = ["run", "--task", "fsdd-digits", "--data-dir", data, "--adapter", "logmel-cnn", "--strategy", "scratch"]
+    assert main([*argv, "--epochs", "3", "--out", str(tmp_path), "--no-progress"]) == 0
+    (record,) = read_records(tmp_path / "results.jsonl")
+    assert record["status"] == "ok"
+    assert record["metrics"]["accuracy"] >= 0.85
+    assert record["config"]["strategy"]["lr"] == 3e-3

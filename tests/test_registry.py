@@ -38,3 +38,26 @@ def test_duplicate_registration_is_a_bug():
     reg.add("a", 1, aliases=("b",))
     with pytest.raises(ValueError):
         reg.add("b", 2)
+
+
+def test_every_transformer_text_encoder_trains_with_the_transformer_recipe():
+    """A transformer trained at the CNN rate (2e-3) from scratch collapses to chance: the recipe
+    must be what every transformers text adapter resolves, not a table nobody reads."""
+    from transferbench.adapters.text import TRANSFORMER_RECIPES
+    from transferbench.benchmarks.runner import RunSpec, resolved_strategy
+
+    text = [n for n in ADAPTERS.names() if ADAPTERS.get(n).domain == "text" and not ADAPTERS.get(n).classical]
+    assert "minilm-l6" in text and "bert-base-uncased" in text
+    for name in text:
+        for strategy, recipe in TRANSFORMER_RECIPES.items():
+            resolved = resolved_strategy(RunSpec(task="sst2", adapter=name, strategy=strategy))
+            assert resolved.lr == recipe["lr"], (name, strategy)
+            assert resolved.backbone_lr_scale == recipe["backbone_lr_scale"], (name, strategy)
+
+
+def test_list_adapters_shows_recipe_overrides(capsys):
+    from transferbench.benchmarks.cli import main
+
+    assert main(["list", "adapters"]) == 0
+    out = capsys.readouterr().out
+    assert "logmel-cnn" in out and "scratch lr=0.003" in out

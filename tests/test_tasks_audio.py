@@ -156,3 +156,30 @@ def test_esc50_other_folds_and_cross_validation_flag(tmp_path, capsys):
     assert [s.test_fold for s in specs] == [1, 2, 3, 4, 5]
     config = task_config(RunSpec(task="esc50", adapter="logmel-cnn", strategy="scratch", test_fold=2))
     assert config.options["test_fold"] == 2 and "fold 2 is held out" in config.test_note
+
+
+def test_cmvn_normalises_each_clip_and_band_over_its_real_frames():
+    from transferbench.adapters.audio import cmvn
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 50, 4) * 3 - 10  # log-mel-like: far from zero mean, unit variance
+    lengths = torch.tensor([50, 20])
+    out = cmvn(x, lengths)
+    for clip, n in enumerate(lengths.tolist()):
+        real = out[clip, :n]
+        assert torch.allclose(real.mean(0), torch.zeros(4), atol=1e-5)
+        assert torch.allclose(real.std(0, unbiased=False), torch.ones(4), atol=1e-3)
+    assert torch.all(out[1, 20:] == 0)  # padding stays silent
+
+
+def test_scratch_speaker_encoder_gets_normalised_log_mel_and_the_pretrained_one_power_mel():
+    from transferbench.adapters import ADAPTERS
+
+    spec = ADAPTERS.get("speaker-encoder")
+    scratch = spec.create(num_classes=3, pretrained=False)
+    assert "CMVN" in scratch.preprocessing.features
+    assert spec.revision >= 2  # the CMVN change is part of every run's identity
+    batch = scratch.example_batch(2, seconds=0.5)
+    assert scratch(batch).shape == (2, 3)
+    pretrained = spec.create(num_classes=3, pretrained=True)
+    assert pretrained.preprocessing.features.startswith("power mel")
