@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements behind results/throughput/ and results/cifar10-subset-gpu/: one script, run
+# The GPU measurements behind results/throughput/ and results/cifar10-subset-*-h200/: one script, run
 # once on a GPU machine (an H100/H200 here, through the device tool), each step independent so one
 # failure does not lose the rest. Figures go to $OUT (default runs/gpu-bench).
 #
@@ -8,6 +8,7 @@
 # Needs torch with CUDA, timm (for the reference figure), and transferbench importable (an install,
 # or PYTHONPATH=. with its dependencies). timm's benchmark.py is not in the timm wheel: point
 # TIMM_BENCHMARK at a checkout's copy. CIFAR_DIR is a CIFAR-10 copy in imagefolder layout.
+# A copy of the tree without its own .git: set TRANSFERBENCH_GIT_COMMIT=<commit> so records name it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu-bench}"
@@ -28,13 +29,16 @@ step() {  # step NAME CMD...: run one measurement, log its output, keep going on
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)"
 
-# 1. ResNet-50 training at 224 px, batch 256, bf16 autocast, channels_last: ours against timm's.
+# 1. ResNet-50 training at 224 px, batch 256, bf16 autocast, channels_last: ours against timm's,
+#    alternating on the warm GPU. timm needs --img-size 224: its resnet50 default is its 288 px test size.
 step resnet50-bf16-cl $TB bench --adapter resnet50 --batch-size 256 --amp bf16 --channels-last --mode both $STEPS --out "$OUT"
 if [[ -n "${TIMM_BENCHMARK:-}" ]]; then
-  step timm-resnet50-bf16-cl $PY benchmarks/timm_reference.py --script "$TIMM_BENCHMARK" --amp-dtype bfloat16 --out "$OUT" \
-    -- --model resnet50 --bench both -b 256 --channels-last --amp
-  step timm-resnet50-bf16-cl-adamw $PY benchmarks/timm_reference.py --script "$TIMM_BENCHMARK" --amp-dtype bfloat16 --out "$OUT" \
-    -- --model resnet50 --bench train -b 256 --channels-last --amp --opt adamw
+  TIMM="$PY benchmarks/timm_reference.py --script $TIMM_BENCHMARK --amp-dtype bfloat16 --out $OUT --"
+  for round in 1 2; do
+    step "timm-resnet50-bf16-cl-$round" $TIMM --model resnet50 --bench both -b 256 --img-size 224 --channels-last --amp
+    step "resnet50-bf16-cl-$round" $TB bench --adapter resnet50 --batch-size 256 --amp bf16 --channels-last --mode both $STEPS --out "$OUT"
+  done
+  step timm-resnet50-bf16-cl-adamw $TIMM --model resnet50 --bench train -b 256 --img-size 224 --channels-last --amp --opt adamw
 fi
 # Our step against a bare hand-written loop on the same model and batch, interleaved.
 step resnet50-compare-bare $TB bench --adapter resnet50 --batch-size 256 --amp bf16 --channels-last --compare-bare $STEPS --out "$OUT"
