@@ -158,3 +158,11 @@ def test_pipeline_efficiency_column_appears_where_measured(tmp_path):
     assert "pipeline eff." not in sections["cpu-task"]
     rows = {r["strategy"]: r for r in csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines())}
     assert float(rows["scratch"]["pipeline_efficiency"]) == pytest.approx(0.9)
+
+
+def test_identical_seeds_give_no_interval_rather_than_a_certain_one():
+    records = [rec("scratch", s, 0.5) for s in (0, 1)] + [rec("linear-probe", s, 0.8) for s in (0, 1)]
+    rows = {r["strategy"]: r for r in aggregate(records)}
+    assert rows["linear-probe"]["gain_pts"] == pytest.approx(30.0)
+    assert rows["linear-probe"]["gain_ci_pts"] is None
+    assert welch_interval([0.8, 0.8], [0.5, 0.5]) is None

@@ -109,7 +109,9 @@ def load_results(paths: list[str | Path], *, skip_invalid: bool = False) -> tupl
 
 
 def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side."""
+    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
+    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
+    that two seeds cannot give)."""
     if len(a) < 2 or len(b) < 2:
         return None
     from scipy.stats import t
@@ -118,7 +120,7 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple
     diff = statistics.fmean(a) - statistics.fmean(b)
     se = math.sqrt(va + vb)
     if se == 0:
-        return diff, diff
+        return None
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = t.ppf(0.5 + level / 2, df) * se
     return diff - half, diff + half
@@ -200,7 +202,9 @@ def _fmt_gain(row: dict) -> str:
     if row["gain_pts"] is None:
         return "—"
     ci = row["gain_ci_pts"]
-    return f"{row['gain_pts']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else " (1 seed: no interval)")
+    if ci:
+        return f"{row['gain_pts']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+    return f"{row['gain_pts']:+.1f} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
 
 
 def _millions(n: int) -> str:
