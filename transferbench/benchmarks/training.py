@@ -44,8 +44,12 @@ class Budget:
         """Epochs that run: ``epochs``, or more where that many epochs are under ``min_steps``."""
         return max(self.epochs, -(-self.min_steps // max(1, steps_per_epoch)))
 
+    def steps_per_epoch(self, num_examples: int) -> int:
+        """Full batches per epoch (the last partial batch is dropped), at least one."""
+        return max(1, num_examples // self.batch_size)
+
     def total_steps(self, num_examples: int) -> int:
-        steps_per_epoch = max(1, num_examples // self.batch_size)
+        steps_per_epoch = self.steps_per_epoch(num_examples)
         return steps_per_epoch * self.epochs_for(steps_per_epoch)
 
     def validation_epochs(self, steps_per_epoch: int) -> list[int]:
@@ -220,7 +224,7 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     groups = model.param_groups(strategy.lr, strategy.lr * strategy.backbone_lr_scale, strategy.weight_decay)
     optimizer = make_optimizer(budget.optimizer, groups)
-    steps_per_epoch = max(1, len(train_pipe) // budget.batch_size)
+    steps_per_epoch = budget.steps_per_epoch(len(train_pipe))
     epochs = budget.epochs_for(steps_per_epoch)
     validate_after = budget.validation_epochs(steps_per_epoch)
     total = steps_per_epoch * epochs
