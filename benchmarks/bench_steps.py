@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from transferbench.adapters import ADAPTERS
-from transferbench.adapters.text import _tiny_bert
-from transferbench.benchmarks.throughput import BenchConfig, _synthetic
-from transferbench.benchmarks.training import Budget, _step, make_optimizer
+from transferbench.benchmarks.throughput import BenchConfig, input_shape, synthetic_batch
+from transferbench.benchmarks.training import Budget, make_optimizer, train_step
 from transferbench.tasks import TASKS, load_task
 from transferbench.tasks.base import Split
 from transferbench.tasks.text import TextPipeline
 from transferbench.tasks.vision import VisionPipeline
+from transferbench.testing import tiny_bert
 
 CPU = torch.device("cpu")
 FAMILIES = {
@@ -29,10 +29,10 @@ FAMILIES = {
 
 def _model(family: str, tmp_path):
     name, options, shape = FAMILIES[family]
-    options = _tiny_bert(tmp_path) if options == "tiny" else options
+    options = tiny_bert(tmp_path) if options == "tiny" else options
     model = ADAPTERS.get(name).create(num_classes=10, pretrained=False, **options)
     cfg = BenchConfig(adapter=name, image_size=shape.get("image_size"), seq_len=shape.get("seq_len", 128))
-    return model, _synthetic(model, cfg, 16, CPU)
+    return model, synthetic_batch(model, input_shape(cfg, model), 16, CPU)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -44,7 +44,10 @@ def bench_train_step(benchmark, family, tmp_path):
     params = [p for g in groups for p in g["params"]]
     benchmark.extra_info.update(batch_size=16, family=family)
     benchmark.pedantic(
-        _step, args=(model, batch, optimizer, params, Budget(batch_size=16), CPU, "off", 16), rounds=5, warmup_rounds=1
+        train_step,
+        args=(model, batch, optimizer, params, Budget(batch_size=16), CPU, "off", 16),
+        rounds=5,
+        warmup_rounds=1,
     )
 
 

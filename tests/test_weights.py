@@ -67,3 +67,73 @@ def test_shipped_weights_are_verified(tmp_path):
     torch.save({"x": torch.zeros(1)}, tampered)
     with pytest.raises(WeightsError, match="does not match"):
         load_state_dict_file(tampered, expected_sha256=EFFNET_LITE0_SHA256)
+
+
+# --- transformers folders (--model-path) ----------------------------------------------------------
+def test_corrupt_safetensors_in_model_path_is_one_line(tmp_path):
+    from transferbench.testing import corrupt_file, tiny_bert
+
+    folder = tiny_bert(tmp_path)["model_path"]
+    corrupt_file(tmp_path / "tiny-bert" / "model.safetensors")
+    with pytest.raises(WeightsError) as info:
+        ADAPTERS.get("hf-encoder").create(num_classes=2, pretrained=True, model_path=folder)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{folder}/model.safetensors: not a readable safetensors file" in message
+
+
+def test_torn_pytorch_bin_in_model_path_is_one_line(tmp_path):
+    from transferbench.testing import tiny_wav2vec2
+
+    folder = tmp_path / "tiny-wav2vec2"
+    tiny_wav2vec2(tmp_path)
+    state = load_state_dict_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    data = (folder / "pytorch_model.bin").read_bytes()
+    (folder / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError) as info:
+        ADAPTERS.get("wav2vec2-base").create(num_classes=2, pretrained=True, model_path=str(folder))
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{folder}/pytorch_model.bin: not a readable torch file" in message
+
+
+def test_corrupt_weights_do_not_matter_for_scratch(tmp_path):
+    """Scratch builds from the config alone: the folder's weights are never read."""
+    from transferbench.testing import corrupt_file, tiny_bert
+
+    folder = tiny_bert(tmp_path)["model_path"]
+    corrupt_file(tmp_path / "tiny-bert" / "model.safetensors")
+    assert ADAPTERS.get("hf-encoder").create(num_classes=2, pretrained=False, model_path=folder).num_classes == 2
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+@pytest.mark.parametrize("remote", [True, False])
+@pytest.mark.parametrize(("adapter", "factory"), [("hf-encoder", "tiny_bert"), ("wav2vec2-base", "tiny_wav2vec2")])
+def test_trust_remote_code_reaches_every_transformers_call(tmp_path, monkeypatch, adapter, factory, remote, pretrained):
+    import transformers
+
+    from transferbench import testing
+
+    options = getattr(testing, factory)(tmp_path)
+    seen: dict[str, object] = {}
+
+    def spy(cls, method):
+        original = getattr(cls, method)
+
+        def wrapper(*args, **kwargs):
+            seen[f"{cls.__name__}.{method}"] = kwargs.get("trust_remote_code", "absent")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(cls, method, wrapper)
+
+    preprocessor = transformers.AutoTokenizer if adapter == "hf-encoder" else transformers.AutoFeatureExtractor
+    for cls, method in (
+        (transformers.AutoConfig, "from_pretrained"),
+        (preprocessor, "from_pretrained"),
+        (transformers.AutoModel, "from_pretrained" if pretrained else "from_config"),
+    ):
+        spy(cls, method)
+    ADAPTERS.get(adapter).create(num_classes=2, pretrained=pretrained, trust_remote_code=remote, **options)
+    assert len(seen) == 3 and set(seen.values()) == {remote}, seen

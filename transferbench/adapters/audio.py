@@ -4,12 +4,16 @@ baseline.
 
 Every audio adapter takes ``{"input_values": [B, T] mono waveform at preprocessing.sample_rate,
 "attention_mask": [B, T]}`` and computes its own features inside ``forward_features``, so each model
-gets the input it can learn from (recorded as ``preprocessing.features``).
+gets the input it can learn from (recorded as ``preprocessing.features``). The transformers models
+load through :func:`transferbench.adapters.hf.load_transformers`, the loader the text encoders
+share, so options such as ``trust_remote_code`` mean the same in both domains.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferbench.adapters.base import Adapter, Batch, Preprocessing, register_adapter
-from transferbench.adapters.text import _quiet_transformers, transformer_blocks
+from transferbench import testing
+from transferbench.adapters.base import Adapter, register_adapter
+from transferbench.adapters.hf import HF_OPTIONS, blocks_and_rest, load_transformers, transformer_blocks
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import WeightsError
+from transferbench.inputs import Batch, Preprocessing
 
 RATE = 16_000
+# Speech transformers: the BERT-style fine-tuning rates (a 10x slower encoder), 1e-4 from scratch.
+SPEECH_RECIPES = {"finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1}, "scratch": {"lr": 1e-4, "weight_decay": 0.01}}
 
 
 class AudioAdapter(Adapter):
@@ -55,6 +63,15 @@ def _frames(mask: torch.Tensor, hop: int) -> torch.Tensor:
     return mask.sum(1) // hop + 1
 
 
+def masked_standardize(x: torch.Tensor, keep: torch.Tensor, eps: float) -> torch.Tensor:
+    """Mean- and variance-normalise ``x`` over dim 1, counting only where ``keep`` is 1 (the real
+    samples or frames of each clip, not its padding); padded positions come out as zeros."""
+    n = keep.sum(1, keepdim=True).clamp(min=1)
+    mean = (x * keep).sum(1, keepdim=True) / n
+    var = (((x - mean) * keep) ** 2).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + eps) * keep
+
+
 def cmvn(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Per-clip, per-band mean and variance normalisation over each clip's real frames
     (``features`` [B, frames, bands]); padded frames come out as zeros.
@@ -63,11 +80,7 @@ def cmvn(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     random init on them does not learn (measured on spoken digits: training loss flat at ln 10,
     test accuracy 0.10). Speech recognisers normalise the same way before their first layer."""
     keep = torch.arange(features.shape[1], device=features.device)[None] < lengths[:, None].to(features.device)
-    keep = keep.to(features.dtype)[..., None]
-    n = keep.sum(1, keepdim=True).clamp(min=1)
-    mean = (features * keep).sum(1, keepdim=True) / n
-    var = (((features - mean) * keep) ** 2).sum(1, keepdim=True) / n
-    return (features - mean) / torch.sqrt(var + 1e-5) * keep
+    return masked_standardize(features, keep.to(features.dtype)[..., None], 1e-5)
 
 
 # --- log-mel CNN -------------------------------------------------------------------------------
@@ -240,52 +253,47 @@ def speaker_encoder(**kw: Any) -> Adapter:
 
 
 # --- transformers speech encoders --------------------------------------------------------------
-def _load_hf_audio(source: str, pretrained: bool, weights: str | None, trust_remote_code: bool) -> tuple:
-    """(config, feature extractor, model) from a hub id or a save_pretrained() directory; random init
-    from the same config unless pretrained; ``weights`` (a state-dict file) loads over a fresh model."""
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
-
-    try:
-        with _quiet_transformers():
-            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-            extractor = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
-            net = (
-                AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code)
-                if pretrained and not weights
-                else AutoModel.from_config(config)
-            )
-    except (OSError, ValueError) as exc:
-        raise WeightsError(
-            f"could not load {source!r} with transformers ({str(exc).splitlines()[0][:160]}); "
-            "offline, pass --model-path DIR with a save_pretrained() copy"
-        ) from None
-    if pretrained and weights:
-        load_into(net, load_state_dict_file(weights), source=weights)
-    return config, extractor, net
-
-
-class SpeechEncoderAdapter(AudioAdapter):
-    """A transformers speech encoder (wav2vec2, HuBERT): waveform normalised per clip as its feature
-    extractor says -> hidden states -> masked mean over frames."""
+class TransformersAudioAdapter(AudioAdapter):
+    """An audio model from transformers, loaded with its feature extractor through the loader the
+    text encoders share (:func:`load_transformers`); the extractor says the sample rate."""
 
     def __init__(
         self, source: str, *, pretrained: bool, weights: str | None = None, trust_remote_code: bool = False, **kw: Any
     ) -> None:
-        config, extractor, net = _load_hf_audio(source, pretrained, weights, trust_remote_code)
-        rate = getattr(extractor, "sampling_rate", RATE)
-        self.normalize = bool(getattr(extractor, "do_normalize", True))
-        self.pass_mask = bool(getattr(extractor, "return_attention_mask", False))
-        prep = Preprocessing("audio", "input_values", sample_rate=rate, features="raw waveform, per-clip normalised")
-        super().__init__(net, config.hidden_size, prep, **kw)
+        loaded = load_transformers(
+            source,
+            preprocessor="feature-extractor",
+            pretrained=pretrained,
+            weights=weights,
+            trust_remote_code=trust_remote_code,
+        )
+        self.extractor = loaded.preprocessor
+        rate = getattr(self.extractor, "sampling_rate", RATE)
+        features = self.features_from(self.extractor)
+        prep = Preprocessing("audio", "input_values", sample_rate=rate, features=features)
+        super().__init__(loaded.model, loaded.config.hidden_size, prep, **kw)
+
+    @abstractmethod
+    def features_from(self, extractor: Any) -> str:
+        """What the model computes from the waveform, as recorded in ``preprocessing.features``."""
+
+
+class SpeechEncoderAdapter(TransformersAudioAdapter):
+    """A transformers speech encoder (wav2vec2, HuBERT): waveform normalised per clip as its feature
+    extractor says -> hidden states -> masked mean over frames."""
+
+    def __init__(self, source: str, **kw: Any) -> None:
+        super().__init__(source, **kw)
+        self.normalize = bool(getattr(self.extractor, "do_normalize", True))
+        self.pass_mask = bool(getattr(self.extractor, "return_attention_mask", False))
+
+    def features_from(self, extractor: Any) -> str:
+        return "raw waveform, per-clip normalised"
 
     def forward_features(self, batch: Batch) -> torch.Tensor:
         wave, mask = batch["input_values"], batch["attention_mask"]
         if self.normalize:
-            m = mask.to(wave.dtype)
-            n = m.sum(1, keepdim=True).clamp(min=1)
-            mean = (wave * m).sum(1, keepdim=True) / n
-            var = (((wave - mean) * m) ** 2).sum(1, keepdim=True) / n
-            wave = (wave - mean) / torch.sqrt(var + 1e-7) * m
+            wave = masked_standardize(wave, mask.to(wave.dtype), 1e-7)
         hidden = self.backbone(wave, attention_mask=mask if self.pass_mask else None).last_hidden_state
         frames = self.backbone._get_feat_extract_output_lengths(mask.sum(1)).clamp(max=hidden.shape[1])
         keep = (torch.arange(hidden.shape[1], device=hidden.device)[None] < frames[:, None]).to(hidden.dtype)
@@ -293,28 +301,17 @@ class SpeechEncoderAdapter(AudioAdapter):
 
     def blocks(self) -> list[nn.Module]:
         net = self.backbone
-        layers = net.encoder.layers
         front = nn.ModuleList([net.feature_extractor, net.feature_projection])
-        placed = {id(p) for m in (layers, front) for p in m.parameters()}
-        rest = [m for m in net.modules() if any(id(p) not in placed for p in m.parameters(recurse=False))]
-        return [front, *layers, *([nn.ModuleList(rest)] if rest else [])]
+        return blocks_and_rest(net, [front, *net.encoder.layers])
 
 
-class SpectrogramTransformerAdapter(AudioAdapter):
+class SpectrogramTransformerAdapter(TransformersAudioAdapter):
     """The Audio Spectrogram Transformer: its feature extractor turns each clip's real samples into
     Kaldi-style log-mel filterbanks (on the CPU, inside ``forward_features``), the transformer's
     pooled output (mean of the CLS and distillation tokens) is the feature."""
 
-    def __init__(
-        self, source: str, *, pretrained: bool, weights: str | None = None, trust_remote_code: bool = False, **kw: Any
-    ) -> None:
-        config, extractor, net = _load_hf_audio(source, pretrained, weights, trust_remote_code)
-        self.extractor = extractor
-        rate = getattr(extractor, "sampling_rate", RATE)
-        features = f"log-mel filterbank, {getattr(extractor, 'num_mel_bins', '?')} bins (AST feature extractor)"
-        super().__init__(
-            net, config.hidden_size, Preprocessing("audio", "input_values", sample_rate=rate, features=features), **kw
-        )
+    def features_from(self, extractor: Any) -> str:
+        return f"log-mel filterbank, {getattr(extractor, 'num_mel_bins', '?')} bins (AST feature extractor)"
 
     def forward_features(self, batch: Batch) -> torch.Tensor:
         wave, mask = batch["input_values"], batch["attention_mask"]
@@ -326,88 +323,50 @@ class SpectrogramTransformerAdapter(AudioAdapter):
         return transformer_blocks(self.backbone)
 
 
-def _tiny_ast(workdir: Path) -> dict[str, Any]:
-    """A 2-layer AST on 16 mel bins, saved with save_pretrained and reloaded through from_pretrained."""
-    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+def _hub_speech(
+    name: str,
+    hub_id: str,
+    adapter: type[TransformersAudioAdapter],
+    description: str,
+    tiny: Callable[[Path], dict[str, Any]],
+    aliases: tuple[str, ...] = (),
+) -> None:
+    """Register a speech transformer whose weights come from ``hub_id`` unless ``--model-path`` says where."""
 
-    path = Path(workdir) / "tiny-ast"
-    if not (path / "config.json").exists():
-        config = ASTConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=37,
-            num_mel_bins=16,
-            max_length=64,
-            frequency_stride=10,
-            time_stride=10,
-        )
-        torch.manual_seed(0)
-        ASTModel(config).save_pretrained(path)
-        ASTFeatureExtractor(num_mel_bins=16, max_length=64).save_pretrained(path)
-    return {"model_path": str(path)}
-
-
-def _ast(*, model_path: str | None = None, **kw: Any) -> Adapter:
-    return SpectrogramTransformerAdapter(model_path or "MIT/ast-finetuned-audioset-10-10-0.4593", **kw)
-
-
-register_adapter(
-    "ast",
-    domain="audio",
-    aliases=("audio-spectrogram-transformer",),
-    sample_rate=RATE,
-    description="Audio Spectrogram Transformer (AudioSet, 87M), 768-d pooled",
-    pretrained_source="hub MIT/ast-finetuned-audioset-10-10-0.4593 or --model-path",
-    tiny=_tiny_ast,
-    recipes={"finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1}, "scratch": {"lr": 1e-4, "weight_decay": 0.01}},
-)(_ast)
-
-
-def _tiny_speech(kind: str) -> Any:
-    def make(workdir: Path) -> dict[str, Any]:
-        """A 2-layer wav2vec2/HuBERT saved with save_pretrained and reloaded through from_pretrained."""
-        from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-        path = Path(workdir) / f"tiny-{kind}"
-        if not (path / "config.json").exists():
-            config_cls, model_cls = (
-                (Wav2Vec2Config, Wav2Vec2Model) if kind == "wav2vec2" else (HubertConfig, HubertModel)
-            )
-            config = config_cls(
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                intermediate_size=37,
-                conv_dim=(16, 16, 16),
-                conv_stride=(5, 4, 4),
-                conv_kernel=(10, 8, 4),
-                num_conv_pos_embeddings=16,
-                num_conv_pos_embedding_groups=2,
-                vocab_size=8,
-            )
-            torch.manual_seed(0)
-            model_cls(config).save_pretrained(path)
-            Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True).save_pretrained(path)
-        return {"model_path": str(path)}
-
-    return make
-
-
-for _name, _hub, _kind, _desc in (
-    ("wav2vec2-base", "facebook/wav2vec2-base", "wav2vec2", "wav2vec 2.0 base (95M), 768-d mean-pooled"),
-    ("hubert-base", "facebook/hubert-base-ls960", "hubert", "HuBERT base (95M), 768-d mean-pooled"),
-):
-
-    def _build(*, model_path: str | None = None, _hub: str = _hub, **kw: Any) -> Adapter:
-        return SpeechEncoderAdapter(model_path or _hub, **kw)
-
-    register_adapter(
-        _name,
+    @register_adapter(
+        name,
         domain="audio",
+        aliases=aliases,
         sample_rate=RATE,
-        description=_desc,
-        pretrained_source=f"hub {_hub} or --model-path",
-        tiny=_tiny_speech(_kind),
-        recipes={"finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1}, "scratch": {"lr": 1e-4, "weight_decay": 0.01}},
-    )(_build)
+        description=description,
+        pretrained_source=f"hub {hub_id} or --model-path",
+        options=HF_OPTIONS,
+        tiny=tiny,
+        recipes=SPEECH_RECIPES,
+    )
+    def build(*, model_path: str | None = None, **kw: Any) -> Adapter:
+        return adapter(model_path or hub_id, **kw)
+
+
+_hub_speech(
+    "ast",
+    "MIT/ast-finetuned-audioset-10-10-0.4593",
+    SpectrogramTransformerAdapter,
+    "Audio Spectrogram Transformer (AudioSet, 87M), 768-d pooled",
+    testing.tiny_ast,
+    aliases=("audio-spectrogram-transformer",),
+)
+_hub_speech(
+    "wav2vec2-base",
+    "facebook/wav2vec2-base",
+    SpeechEncoderAdapter,
+    "wav2vec 2.0 base (95M), 768-d mean-pooled",
+    testing.tiny_wav2vec2,
+)
+_hub_speech(
+    "hubert-base",
+    "facebook/hubert-base-ls960",
+    SpeechEncoderAdapter,
+    "HuBERT base (95M), 768-d mean-pooled",
+    testing.tiny_hubert,
+)

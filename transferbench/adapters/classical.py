@@ -2,32 +2,45 @@
 tables as the neural adapters so readers see what a pretrained encoder buys over the obvious
 baseline. They have no pretrained weights, so they run with strategy ``scratch`` only.
 
-The contract for these is smaller than :class:`Adapter`'s (there is nothing to freeze):
-``fit(train inputs, labels, val inputs, labels, seed) -> details`` and ``predict(inputs)``.
+The contract for these is a declared sibling of :class:`Adapter`'s, smaller (there is nothing
+to freeze): ``fit(train inputs, labels, val inputs, labels, seed) -> details``,
+``predict(inputs)``, ``num_params()`` and ``preprocessing``. Like Adapter's, its abstract members
+are enforced: a subclass that misses one fails when instantiated.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 
-from transferbench.adapters.base import Preprocessing, register_adapter
+from transferbench.adapters.base import register_adapter
+from transferbench.inputs import Preprocessing
 
 
-class ClassicalAdapter:
+class ClassicalAdapter(ABC):
+    """A model fitted in closed form on raw inputs (texts), reported next to the neural adapters."""
+
     domain = ""
-    preprocessing: Preprocessing
     num_classes: int
 
+    @property
+    @abstractmethod
+    def preprocessing(self) -> Preprocessing:
+        """What inputs the model takes (``input_key`` "text": raw strings), as for :class:`Adapter`."""
+
+    @abstractmethod
     def fit(self, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, seed: int) -> dict[str, Any]:
-        raise NotImplementedError
+        """Fit on the training split, choosing hyper-parameters on validation; returns details to record."""
 
+    @abstractmethod
     def predict(self, inputs: Any) -> np.ndarray:
-        raise NotImplementedError
+        """One class id (int64) per input."""
 
+    @abstractmethod
     def num_params(self, trainable_only: bool = False) -> int:
-        raise NotImplementedError
+        """Fitted parameters (0 before ``fit``), the counterpart of Adapter.num_params."""
 
 
 class TfidfLogReg(ClassicalAdapter):
@@ -38,11 +51,14 @@ class TfidfLogReg(ClassicalAdapter):
 
     def __init__(self, *, num_classes: int, **_: Any) -> None:
         self.num_classes = num_classes
-        self.preprocessing = Preprocessing("text", "text")
         self.vectorizer: Any = None
         self.model: Any = None
 
-    def fit(self, x_train, y_train, x_val, y_val, seed):
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing("text", "text")
+
+    def fit(self, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, seed: int) -> dict[str, Any]:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -62,7 +78,7 @@ class TfidfLogReg(ClassicalAdapter):
             "val_accuracy": scores[best][0],
         }
 
-    def predict(self, inputs):
+    def predict(self, inputs: Any) -> np.ndarray:
         return self.model.predict(self.vectorizer.transform(inputs)).astype(np.int64)
 
     def num_params(self, trainable_only: bool = False) -> int:

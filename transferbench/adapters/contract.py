@@ -1,6 +1,9 @@
 """A validator for the adapter contract, in the spirit of HEAR's: any registered adapter can be
 checked with ``check_adapter(name, workdir)``; the test suite runs it over every registered
 adapter, so a new adapter cannot join the registry without honouring the contract.
+
+It trains with its own one-step SGD (:func:`sgd_step`), not the benchmark's training loop:
+adapters sit below benchmarks (benchmarks import adapters, never the reverse).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from transferbench.adapters.base import ADAPTERS, Adapter, AdapterSpec
+from transferbench.tasks import DOMAINS, TaskConfig, TaskData
 
 
 class ContractError(AssertionError):
@@ -36,7 +40,9 @@ def _batch(model: Adapter, spec: AdapterSpec, batch_size: int = 4) -> dict[str, 
     return model.example_batch(batch_size, **spec.example_shape)
 
 
-def _step(model: Adapter, batch: dict[str, torch.Tensor]) -> None:
+def sgd_step(model: Adapter, batch: dict[str, torch.Tensor]) -> None:
+    """One plain SGD step on cross-entropy against arbitrary labels: enough to see which
+    parameters get gradients and which buffers move."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.1)
     loss = F.cross_entropy(model(batch), torch.arange(len(next(iter(batch.values())))) % model.num_classes)
@@ -44,13 +50,44 @@ def _step(model: Adapter, batch: dict[str, torch.Tensor]) -> None:
     optimizer.step()
 
 
+def check_spec_agrees(spec: AdapterSpec, workdir: Path) -> None:
+    """The registry entry says, without building the model, what the built model says: its
+    domain, and the input size (vision) or sample rate (audio) the runner prepares data at."""
+    model = _build(spec, workdir, 0, pretrained=False)
+    prep = model.preprocessing
+    _require(
+        model.domain == spec.domain == prep.domain,
+        f"domain of spec ({spec.domain!r}), adapter ({model.domain!r}) and preprocessing ({prep.domain!r}) differ",
+    )
+    for native in ("input_size", "sample_rate"):  # what the runner prepares data at, before building
+        declared = getattr(spec, native)
+        if declared is not None:
+            built = getattr(prep, native)
+            _require(declared == built, f"spec {native} {declared} != preprocessing.{native} {built}")
+
+
+def check_domain_pipeline(spec: AdapterSpec, workdir: Path) -> None:
+    """The model takes the batch its domain's real pipeline makes (not only its own example batch):
+    keys, dtypes and shapes as a run would feed them, and gives one row of logits per example."""
+    model = _build(spec, workdir, 0, pretrained=False).eval()
+    domain = DOMAINS.get(spec.domain)
+    config = TaskConfig("contract", spec.domain, "contract check", loader="builtin", image_size=32)
+    probe = domain.synthetic_split(6, 3, {})
+    data = TaskData("contract", spec.domain, ["a", "b", "c"], probe, probe, source="synthetic", test_split="test")
+    settings = domain.input_settings({}, config, spec, data)
+    split = domain.synthetic_split(6, 3, settings)
+    (pipe,) = domain.pipelines([split], model, config, settings, torch.device("cpu"))
+    batch = next(pipe.batches(3, shuffle=True, gen=torch.Generator().manual_seed(0), drop_last=True))
+    key = model.preprocessing.input_key
+    _require(key in batch, f"the {spec.domain} pipeline's batch has no {key!r} (keys: {sorted(batch)})")
+    with torch.no_grad():
+        logits = model(batch)
+    _require(tuple(logits.shape) == (3, 3), f"logits on the {spec.domain} pipeline's batch: {tuple(logits.shape)}")
+
+
 def check_shapes(spec: AdapterSpec, workdir: Path) -> None:
     model = _build(spec, workdir, 0, pretrained=False).eval()
     batch = _batch(model, spec)
-    _require(
-        model.domain == spec.domain == model.preprocessing.domain,
-        "domain of spec, adapter and preprocessing differ",
-    )
     _require(model.preprocessing.input_key in batch, f"example batch lacks {model.preprocessing.input_key!r}")
     feats, logits = model.forward_features(batch), model(batch)
     _require(
@@ -69,7 +106,7 @@ def check_freeze(spec: AdapterSpec, workdir: Path) -> None:
     model.train()
     batch = _batch(model, spec)
     bn_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    _step(model, batch)
+    sgd_step(model, batch)
     _require(
         all(p.grad is None for p in model.backbone.parameters()),
         "backbone got gradients under freeze=backbone",
@@ -85,7 +122,7 @@ def check_freeze(spec: AdapterSpec, workdir: Path) -> None:
     model = _build(spec, workdir, 0, pretrained=False)
     model.freeze("last-1")
     model.train()
-    _step(model, _batch(model, spec))
+    sgd_step(model, _batch(model, spec))
     last = {id(p) for p in model.blocks()[-1].parameters()}
     outside = [p for p in model.backbone.parameters() if id(p) not in last and p.grad is not None]
     _require(not outside, "freeze=last-1 trained a parameter outside the last block")
@@ -96,7 +133,7 @@ def check_freeze(spec: AdapterSpec, workdir: Path) -> None:
     model.set_bn_policy("frozen-stats")
     model.train()
     stats = {k: v.clone() for k, v in model.backbone.state_dict().items() if "running" in k or "num_batches" in k}
-    _step(model, _batch(model, spec))
+    sgd_step(model, _batch(model, spec))
     moved = [k for k, v in model.backbone.state_dict().items() if k in stats and not torch.equal(v, stats[k])]
     _require(not moved, f"bn_policy=frozen-stats let running statistics move: {moved[:3]}")
     groups = model.param_groups(1e-3, 1e-4, 0.01)
@@ -173,6 +210,8 @@ def check_save_load(spec: AdapterSpec, workdir: Path) -> None:
 
 
 CHECKS: dict[str, Callable[[AdapterSpec, Path], None]] = {
+    "spec-agrees": check_spec_agrees,
+    "domain-pipeline": check_domain_pipeline,
     "shapes": check_shapes,
     "freeze": check_freeze,
     "pretrained-differs": check_pretrained_differs,
@@ -190,6 +229,8 @@ def check_classical(spec: AdapterSpec, workdir: Path) -> None:
     predictions = []
     for _ in range(2):
         model = spec.create(num_classes=3, pretrained=False)
+        same_domain = model.domain == spec.domain == model.preprocessing.domain
+        _require(same_domain, "domain of spec, adapter and preprocessing differ")
         model.fit(inputs, labels, inputs[:6], labels[:6], 0)
         predictions.append(model.predict(inputs))
     _require(predictions[0].shape == (len(inputs),), "predict() must give one class id per input")

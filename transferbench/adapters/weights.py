@@ -48,20 +48,24 @@ def load_state_dict_file(path: str | Path, *, expected_sha256: str | None = None
         try:
             obj: object = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"weights file {path}: not a readable safetensors file ({exc})") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WeightsError(f"weights file {path}: not a readable safetensors file ({first[:160]})") from None
     else:
         try:
             with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
                 warnings.simplefilter("ignore", UserWarning)
                 obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            # Raw bytes and a pickle of arbitrary objects fail here alike (torch's safe unpickler
+            # stops at the first opcode or global it does not allow), so say what is known.
             culprit = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), "")
             raise WeightsError(
-                f"weights file {path}: refused by torch.load(weights_only=True); it holds objects other than "
-                f"tensors, which could run code when unpickled" + (f" ({culprit[:120]})" if culprit else "")
+                f"weights file {path}: refused by torch.load(weights_only=True); it is not a plain tensor file "
+                f"(it may hold objects that could run code when unpickled)" + (f" ({culprit[:120]})" if culprit else "")
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise WeightsError(f"weights file {path}: not a readable torch file ({str(exc)[:160]})") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WeightsError(f"weights file {path}: not a readable torch file ({first[:160]})") from None
     if isinstance(obj, dict):
         for key in _NESTED_KEYS:
             if key in obj and isinstance(obj[key], dict):

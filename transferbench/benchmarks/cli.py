@@ -7,6 +7,7 @@ written are never touched by a failing run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import sys
@@ -14,7 +15,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from transferbench.adapters import ADAPTERS
+from transferbench.benchmarks import provenance
+from transferbench.benchmarks.report import report, write_index
+from transferbench.benchmarks.results import append_record, prepare_out_dir, write_table
+from transferbench.benchmarks.runner import RunSpec, run_all
+from transferbench.benchmarks.strategies import STRATEGIES
+from transferbench.benchmarks.suites import SUITES
+from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
+from transferbench.benchmarks.training import Budget
 from transferbench.errors import UserError
+from transferbench.registry import Registry, suggest
+from transferbench.tasks import TASKS, hub
 
 LISTABLE = ("tasks", "adapters", "strategies", "suites")
 
@@ -41,6 +53,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p_list = sub.add_parser("list", help="list tasks, adapters, strategies or suites")
     p_list.add_argument("what", nargs="?", default="all", help=f"one of {', '.join(LISTABLE)} (default: all)")
 
+    _add_run_parser(sub)
+    _add_report_parser(sub)
+    _add_bench_parser(sub)
+    return parser
+
+
+def _add_run_parser(sub: Any) -> None:
     p_run = sub.add_parser("run", help="run a comparison (no arguments: the offline quick suite)")
     p_run.add_argument("--suite", help="a named suite (see `transferbench list suites`)")
     p_run.add_argument("--task")
@@ -52,6 +71,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--data-dir", help="local copy of the task's data instead of the hub")
     p_run.add_argument("--weights", help="local pretrained weights file (.safetensors or .pth state dict)")
+    _add_budget_args(p_run)
+    _add_input_args(p_run)
+    _add_device_args(p_run)
+    p_run.add_argument("--out", help="output directory (default: runs/<suite or task-adapter>)")
+    p_run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="skip runs with a finished record in the output (default: on for suites)",
+    )
+    p_run.add_argument("--no-progress", action="store_true")
+
+
+def _add_budget_args(p_run: argparse.ArgumentParser) -> None:
+    """The shared budget and the strategy recipe overrides."""
     p_run.add_argument("--epochs", type=int)
     p_run.add_argument("--batch-size", type=int)
     p_run.add_argument(
@@ -73,12 +107,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--head", choices=("linear", "mlp"))
     p_run.add_argument("--seeds", default=None, help="e.g. 0,1,2 or 0-4 (default: 0)")
+    p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
+
+
+def _add_input_args(p_run: argparse.ArgumentParser) -> None:
+    """Options of the model, its inputs and the data budget."""
     p_run.add_argument("--image-size", type=int, help="input size (default: the task's, else the adapter's native)")
     p_run.add_argument("--model-path", help="text: a local save_pretrained() directory (or another hub id)")
     p_run.add_argument("--pooling", choices=("mean", "cls"), help="text: how token states are pooled (default mean)")
     p_run.add_argument("--max-length", type=int, help="text: truncate to this many tokens (default 128)")
     p_run.add_argument(
         "--trust-remote-code", action="store_true", help="allow a hub model's own Python code to run (off by default)"
+    )
+    p_run.add_argument(
+        "--duration",
+        dest="duration",
+        type=float,
+        help="audio: clip length in seconds that clips are cropped/padded to (default: the task's, else the 99th "
+        "percentile of the training clips' lengths, rounded up to 0.1 s, at most 10 s)",
     )
     p_run.add_argument("--text-column", help="text: the CSV column holding the text")
     p_run.add_argument("--label-column", help="the column holding the label")
@@ -94,7 +140,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "cross-validation, e.g. 1,2,3,4,5 (default 5)",
     )
     p_run.add_argument("--per-class", action="store_true", help="--train-examples counts examples per class")
-    p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
+
+
+def _add_device_args(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("--device", default="auto")
     p_run.add_argument("--amp", default="auto", help="auto (bf16 on capable GPUs), off, bf16, fp16")
     p_run.add_argument("--channels-last", action="store_true")
@@ -106,14 +154,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="also time synthetic-input training steps to report real/synthetic throughput "
         "(default: on for CUDA, off on CPU)",
     )
-    p_run.add_argument("--out", help="output directory (default: runs/<suite or task-adapter>)")
-    p_run.add_argument(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="skip runs with a finished record in the output (default: on for suites)",
-    )
-    p_run.add_argument("--no-progress", action="store_true")
+
+
+def _add_report_parser(sub: Any) -> None:
     p_report = sub.add_parser("report", help="tables, CSV and plots from results.jsonl files")
     p_report.add_argument("paths", nargs="*", help="results.jsonl files or directories holding one")
     p_report.add_argument("--out", help="output directory (default: the first path's directory)")
@@ -123,6 +166,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--index", metavar="RESULTS_DIR", help="regenerate RESULTS_DIR/README.md, the index of published result sets"
     )
 
+
+def _add_bench_parser(sub: Any) -> None:
     p_bench = sub.add_parser("bench", help="throughput on synthetic inputs (train and/or inference)")
     p_bench.add_argument("--adapter", required=True)
     p_bench.add_argument("--batch-size", type=int, default=32)
@@ -142,7 +187,6 @@ def _build_parser() -> argparse.ArgumentParser:
         help="compare our train step with a bare PyTorch loop (interleaved, same process)",
     )
     p_bench.add_argument("--out", help="append the record as one JSON line to OUT/bench.jsonl")
-    return parser
 
 
 def parse_budgets(text: str) -> list[int | None]:
@@ -175,8 +219,6 @@ def parse_folds(text: str) -> list[int]:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from transferbench.benchmarks.report import report, write_index
-
     if args.index:
         print(f"wrote {write_index(args.index)}")
         if not args.paths:
@@ -192,10 +234,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from transferbench.benchmarks import provenance
-    from transferbench.benchmarks.results import append_record, prepare_out_dir
-    from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
-
     provenance.git_commit()  # read at start, as `run` does
     cfg = BenchConfig(
         adapter=args.adapter,
@@ -241,12 +279,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_list(what: str) -> None:
-    from transferbench.adapters import ADAPTERS
-    from transferbench.benchmarks.strategies import STRATEGIES
-    from transferbench.benchmarks.suites import SUITES
-    from transferbench.registry import Registry
-    from transferbench.tasks import TASKS
-
     registries: dict[str, tuple[Registry, Any]] = {
         "tasks": (TASKS, lambda t: f"[{t.domain}] {t.description}"),
         "adapters": (ADAPTERS, _describe_adapter),
@@ -254,8 +286,6 @@ def cmd_list(what: str) -> None:
         "suites": (SUITES, lambda s: s.description),
     }
     if what != "all" and what not in registries:
-        from transferbench.registry import suggest
-
         hint = suggest(what, list(registries))
         raise UserError(
             f"cannot list {what!r}"
@@ -282,91 +312,88 @@ def _describe_adapter(spec: Any) -> str:
     return text
 
 
-def _specs_from_args(args: argparse.Namespace) -> tuple[list, str, str]:
-    from transferbench.benchmarks.runner import RunSpec
-    from transferbench.benchmarks.strategies import STRATEGIES
-    from transferbench.benchmarks.suites import SUITES
-    from transferbench.benchmarks.training import Budget
+BUDGET_FLAGS = ("epochs", "batch_size", "optimizer", "warmup_fraction", "min_steps")
+RUN_FLAGS = (
+    "data_dir",
+    "weights",
+    "lr",
+    "backbone_lr_scale",
+    "weight_decay",
+    "freeze",
+    "bn_policy",
+    "head",
+    "image_size",
+    "max_train_examples",
+    "target_accuracy",
+    "device",
+    "amp",
+    "channels_last",
+    "pipeline_efficiency",
+    "compile",
+    "model_path",
+    "pooling",
+    "max_length",
+    "trust_remote_code",
+    "text_column",
+    "label_column",
+    "duration",
+)
 
-    budget_overrides = {
-        k: v
-        for k, v in {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "optimizer": args.optimizer,
-            "warmup_fraction": args.warmup_fraction,
-            "min_steps": args.min_steps,
-        }.items()
-        if v is not None
-    }
-    run_overrides = {
-        k: v
-        for k, v in {
-            "data_dir": args.data_dir,
-            "weights": args.weights,
-            "lr": args.lr,
-            "backbone_lr_scale": args.backbone_lr_scale,
-            "weight_decay": args.weight_decay,
-            "freeze": args.freeze,
-            "bn_policy": args.bn_policy,
-            "head": args.head,
-            "image_size": args.image_size,
-            "max_train_examples": args.max_train_examples,
-            "target_accuracy": args.target_accuracy,
-            "device": args.device,
-            "amp": args.amp,
-            "channels_last": args.channels_last or None,
-            "pipeline_efficiency": args.pipeline_efficiency,
-            "compile": args.compile or None,
-            "model_path": args.model_path,
-            "pooling": args.pooling,
-            "max_length": args.max_length,
-            "trust_remote_code": args.trust_remote_code or None,
-            "text_column": args.text_column,
-            "label_column": args.label_column,
-        }.items()
-        if v is not None
-    }
+
+STORE_TRUE = ("channels_last", "compile", "trust_remote_code")
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The flags the user set (a store_true flag left off is not an override; --no-X is)."""
+    values = {name: getattr(args, name) for name in names}
+    return {k: v for k, v in values.items() if v is not None and not (k in STORE_TRUE and v is False)}
+
+
+def _templates(args: argparse.Namespace) -> tuple[list[dict[str, Any]], tuple[int, ...], str, str]:
+    """The runs asked for before seeds and sweeps: a suite's, or one per --strategy."""
     if args.suite or not (args.task or args.adapter):
         if args.task or args.adapter:
             raise UserError("--suite cannot be combined with --task/--adapter")
         suite = SUITES.get(args.suite or "quick")
-        templates, seeds, note, label = suite.runs, suite.seeds, suite.data_note, suite.name
-    else:
-        if not (args.task and args.adapter):
-            raise UserError(
-                "run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)"
-            )
-        names = [s for s in args.strategy.split(",") if s.strip()]
-        if not names:
-            raise UserError("--strategy is empty: expected e.g. linear-probe,finetune,scratch")
-        templates = [{"task": args.task, "adapter": args.adapter, "strategy": STRATEGIES.canonical(s)} for s in names]
-        seeds, note, label = (0,), "", f"{args.task}-{args.adapter}"
+        return suite.runs, suite.seeds, suite.data_note, suite.name
+    if not (args.task and args.adapter):
+        raise UserError("run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)")
+    names = [s for s in args.strategy.split(",") if s.strip()]
+    if not names:
+        raise UserError("--strategy is empty: expected e.g. linear-probe,finetune,scratch")
+    templates = [{"task": args.task, "adapter": args.adapter, "strategy": STRATEGIES.canonical(s)} for s in names]
+    return templates, (0,), "", f"{args.task}-{args.adapter}"
+
+
+def _check_template(template: dict[str, Any], where: str) -> None:
+    """A run template key RunSpec does not know is an error, never silently dropped."""
+    valid = [f.name for f in fields(RunSpec)]
+    for key in template:
+        if key not in valid:
+            hint = suggest(key, valid)
+            raise UserError(f"{where}: unknown run key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+
+
+def _specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
+    templates, seeds, note, label = _templates(args)
     if args.seeds is not None:
-        seeds = parse_seeds(args.seeds)
-    valid = {f.name for f in fields(RunSpec)}
+        seeds = tuple(parse_seeds(args.seeds))
+    budget_overrides, run_overrides = _given(args, BUDGET_FLAGS), _given(args, RUN_FLAGS)
     data_budgets = parse_budgets(args.train_examples) if args.train_examples else [args.max_train_examples]
     folds = parse_folds(args.test_fold) if args.test_fold else [None]
     specs = []
-    for fold in folds:
-        for n_examples in data_budgets:
-            for template in templates:
-                for seed in seeds:
-                    kw = {k: v for k, v in template.items() if k in valid and k != "budget"}
-                    budget = Budget(**{**template.get("budget", {}), **budget_overrides})
-                    sweep = (
-                        {"max_train_examples": n_examples, "per_class": args.per_class} if args.train_examples else {}
-                    )
-                    sweep["test_fold"] = fold
-                    specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
+    for fold, n_examples, template, seed in itertools.product(folds, data_budgets, templates, seeds):
+        _check_template(template, f"suite {label!r}")
+        budget = Budget(**{**template.get("budget", {}), **budget_overrides})
+        sweep: dict[str, Any] = {"test_fold": fold}
+        if args.train_examples:
+            sweep.update(max_train_examples=n_examples, per_class=args.per_class)
+        kw = {k: v for k, v in template.items() if k != "budget"}
+        specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
     return specs, note, label
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from transferbench.benchmarks import provenance
-    from transferbench.benchmarks.results import prepare_out_dir, write_table
-    from transferbench.benchmarks.runner import run_all
-
     specs, note, label = _specs_from_args(args)
     provenance.git_commit()  # read now: the code that runs is the code at start, whatever is committed meanwhile
     out = prepare_out_dir(args.out or Path("runs") / label)
@@ -374,7 +401,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     if note:
         print(f"data: {note}")
     print(f"{len(specs)} runs -> {out}/results.jsonl" + (" (resuming: finished runs are skipped)" if resume else ""))
-    run_all(specs, out_dir=out, resume=resume, progress=not args.no_progress and sys.stderr.isatty())
+    progress = not args.no_progress and sys.stderr.isatty()
+    hub.set_progress(progress)
+    run_all(specs, out_dir=out, resume=resume, progress=progress)
     table = write_table(out)
     print()
     print(table)

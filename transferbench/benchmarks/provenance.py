@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import transferbench
+
 _PACKAGES = (
     "torch",
     "torchvision",
@@ -33,8 +35,6 @@ def config_hash(config: dict[str, Any]) -> str:
 
 @cache
 def versions() -> dict[str, str]:
-    import transferbench
-
     found = {"python": platform.python_version(), "transferbench": transferbench.__version__}
     for name in _PACKAGES:
         try:

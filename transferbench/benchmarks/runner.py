@@ -2,14 +2,15 @@
 
 The flow (docs/design.md): resolve names -> load and decode the task once -> carve a seeded,
 stratified validation split out of train (test is never used for choices) -> build the adapter
-(pretrained or random) -> freeze per strategy -> train or fit a probe -> evaluate on test ->
-append one record with metrics, timings, config and provenance.
+(pretrained or random) -> let the strategy prepare and fit it -> evaluate on test -> append one
+record with metrics, timings, config and provenance. What differs by domain is asked of the task's
+domain (``tasks.DOMAINS``), what differs by strategy of the strategy (``STRATEGIES``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,29 +18,35 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from transferbench.adapters import ADAPTERS, Adapter
-from transferbench.adapters.base import FreezePolicy
+import transferbench
+from transferbench.adapters import ADAPTERS, Adapter, FreezePolicy
 from transferbench.adapters.classical import ClassicalAdapter
 from transferbench.benchmarks import provenance
+from transferbench.benchmarks.device import resolve_amp, resolve_device, seed_everything
 from transferbench.benchmarks.metrics import compute_metrics
-from transferbench.benchmarks.results import RESULTS_FILE, append_record, read_records
+from transferbench.benchmarks.results import RESULTS_FILE, append_record, check_results_file, read_records
 from transferbench.benchmarks.strategies import STRATEGIES, Strategy
-from transferbench.benchmarks.training import Budget, TrainOutcome, fit_linear_probe, predict, train
+from transferbench.benchmarks.throughput import BenchConfig, pipeline_efficiency
+from transferbench.benchmarks.training import Budget, FitRun, TrainOutcome, predict
 from transferbench.errors import UserError
-from transferbench.tasks import TaskData, load_task, resolve_task
-from transferbench.tasks.audio import AudioPipeline
+from transferbench.tasks import DOMAINS, TaskData, load_task, resolve_task
 from transferbench.tasks.base import Split, TaskConfig, stratified_split, subsample
-from transferbench.tasks.text import TextPipeline
-from transferbench.tasks.vision import VisionPipeline
+from transferbench.tasks.domain import Domain, check_run_options
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
-OPTION_DOMAINS = {
-    "model_path": ("text", "audio"),
-    "trust_remote_code": ("text", "audio"),
-    "pooling": ("text",),
-    "max_length": ("text",),
-}
+# RunSpec fields that shape a model or its inputs; the adapter (model_path, ...) or the task's
+# domain (image_size, ...) declares which of them it reads, and a run that sets another is refused
+INPUT_OPTIONS = (
+    "image_size",
+    "model_path",
+    "pooling",
+    "max_length",
+    "trust_remote_code",
+    "text_column",
+    "label_column",
+    "duration",
+)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class RunSpec:
     trust_remote_code: bool = False
     text_column: str | None = None
     label_column: str | None = None
+    duration: float | None = None  # audio: clip length in seconds (default: the task's, else from the data)
     max_train_examples: int | None = None
     per_class: bool = False  # max_train_examples counts examples per class
     test_fold: int | None = None  # fold-based tasks (ESC-50): which fold is held out as test
@@ -77,32 +85,6 @@ class RunSpec:
     compile: bool = False  # torch.compile the adapter's forward
     target_accuracy: float | None = None
     pipeline_efficiency: bool | None = None  # None: measure on CUDA only
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not valid: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def resolve_amp(amp: str, device: torch.device) -> str:
-    if amp not in AMP_MODES:
-        raise UserError(f"--amp {amp!r} is not valid: expected one of {', '.join(AMP_MODES)}")
-    if amp == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
-    return amp
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def resolved_strategy(spec: RunSpec) -> Strategy:
@@ -118,6 +100,38 @@ def resolved_strategy(spec: RunSpec) -> Strategy:
     )
 
 
+def run_options(spec: RunSpec) -> dict[str, Any]:
+    """The input-shaping options a run sets (None/False: not set)."""
+    return {o: getattr(spec, o) for o in INPUT_OPTIONS}
+
+
+def _check_float(option: str, value: float | None, low: float, high: float, *, low_open: bool = False) -> None:
+    """A float option must be finite and in [low, high] (or (low, high]): one line naming it."""
+    if value is None:
+        return
+    above = value > low if low_open else value >= low
+    if not (math.isfinite(value) and above and value <= high):
+        bound = (
+            f"{'(' if low_open else '['}{low:g}, {high:g}]"
+            if math.isfinite(high)
+            else (f"{'above' if low_open else 'at least'} {low:g}")
+        )
+        raise UserError(f"{option} must be a finite number {bound}, got {value}")
+
+
+def _check_numbers(spec: RunSpec) -> None:
+    inf = math.inf
+    _check_float("--lr", spec.lr, 0, inf, low_open=True)
+    _check_float("--backbone-lr-scale", spec.backbone_lr_scale, 0, inf)
+    _check_float("--weight-decay", spec.weight_decay, 0, inf)
+    _check_float("--warmup-fraction", spec.budget.warmup_fraction, 0, 1)
+    _check_float("--target-accuracy", spec.target_accuracy, 0, 1)
+    _check_float("--duration", spec.duration, 0, 600, low_open=True)
+    _check_float("val_fraction", spec.val_fraction, 0, 1, low_open=True)
+    _check_float("label_smoothing", spec.budget.label_smoothing, 0, 1)
+    _check_float("grad_clip", spec.budget.grad_clip, 0, inf, low_open=True)
+
+
 def validate_spec(spec: RunSpec) -> None:
     """Fail fast, before any data is loaded, on options that cannot work."""
     for option, value in (
@@ -130,8 +144,7 @@ def validate_spec(spec: RunSpec) -> None:
             raise UserError(f"{option} must be a positive integer, got {value}")
     if spec.budget.min_steps < 0:
         raise UserError(f"--min-steps must be 0 (epochs alone) or more, got {spec.budget.min_steps}")
-    if spec.lr is not None and not spec.lr > 0:
-        raise UserError(f"--lr must be a positive number, got {spec.lr}")
+    _check_numbers(spec)
     if spec.image_size is not None and spec.image_size < 8:
         raise UserError(f"--image-size must be at least 8 pixels, got {spec.image_size}")
     if spec.weights and not Path(spec.weights).is_file():
@@ -145,14 +158,10 @@ def validate_spec(spec: RunSpec) -> None:
         )
     strategy = resolved_strategy(spec)
     FreezePolicy.parse(strategy.freeze)
-    if adapter.classical and strategy.name != "scratch":
-        raise UserError(f"adapter {adapter.name!r} has no pretrained weights: it runs with --strategy scratch only")
-    for option, domains in OPTION_DOMAINS.items():
-        if getattr(spec, option) and adapter.domain not in domains:
-            raise UserError(
-                f"--{option.replace('_', '-')} applies to {' and '.join(domains)} adapters; "
-                f"{adapter.name!r} is {adapter.domain}"
-            )
+    strategy.check(adapter, spec.head)
+    options = run_options(spec)
+    check_run_options(DOMAINS.get(task.domain), options)
+    adapter.check_options({o: v for o, v in options.items() if o not in DOMAINS.get(task.domain).run_options})
 
 
 def task_config(spec: RunSpec) -> TaskConfig:
@@ -160,39 +169,22 @@ def task_config(spec: RunSpec) -> TaskConfig:
     config = resolve_task(spec.task, spec.data_dir)
     if spec.test_fold is None:
         return config
-    if "test_fold" not in config.options:
+    if config.folds is None:
         raise UserError(f"--test-fold applies to fold-based tasks (esc50); {config.name!r} has fixed splits")
-    if not 1 <= spec.test_fold <= 5:
-        raise UserError(f"--test-fold must be 1-5, got {spec.test_fold}")
-    note = f"ESC-50 has no test split: fold {spec.test_fold} is held out as test, the other four train"
-    return dataclasses.replace(config, options={**config.options, "test_fold": spec.test_fold}, test_note=note)
+    if not 1 <= spec.test_fold <= config.folds.num_folds:
+        raise UserError(f"--test-fold must be 1-{config.folds.num_folds}, got {spec.test_fold}")
+    note = f"{config.name} has no test split: fold {spec.test_fold} is held out as test, the others train"
+    folds = dataclasses.replace(config.folds, test_fold=spec.test_fold)
+    return dataclasses.replace(config, folds=folds, test_note=note)
 
 
-def input_settings(spec: RunSpec, config: TaskConfig) -> dict[str, Any]:
-    """The input-shaping settings of a run, resolved (part of its identity)."""
-    adapter = ADAPTERS.get(spec.adapter)
-    if config.domain == "vision":
-        return {"image_size": spec.image_size or config.image_size or adapter.input_size}
-    if config.domain == "text" and not adapter.classical:
-        return {
-            "max_length": spec.max_length or 128,
-            "pooling": spec.pooling or "mean",
-            "model_path": spec.model_path,
-            "trust_remote_code": spec.trust_remote_code,
-        }
-    if config.domain == "audio":
-        return {
-            "sample_rate": adapter.sample_rate,
-            "duration_s": config.options.get("duration_s", 1.0),
-            "model_path": spec.model_path,
-        }
-    return {}
+def input_settings(spec: RunSpec, config: TaskConfig, data: TaskData) -> dict[str, Any]:
+    """The input-shaping settings of a run, resolved by its domain (part of its identity)."""
+    return DOMAINS.get(config.domain).input_settings(run_options(spec), config, ADAPTERS.get(spec.adapter), data)
 
 
 def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: Strategy, amp: str) -> dict[str, Any]:
     """The config whose hash identifies a run (for --resume and for citing)."""
-    import transferbench
-
     return {
         "task": data.task,
         "adapter": ADAPTERS.canonical(spec.adapter),
@@ -201,7 +193,7 @@ def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: St
         "seed": spec.seed,
         "budget": asdict(spec.budget),
         "head": spec.head,
-        **input_settings(spec, config),
+        **input_settings(spec, config, data),
         "max_train_examples": spec.max_train_examples,
         "per_class": spec.per_class,
         "test_fold": spec.test_fold,
@@ -232,8 +224,9 @@ def make_splits(spec: RunSpec, data: TaskData) -> tuple[Split, Split]:
 
 
 def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapter | ClassicalAdapter:
+    """The adapter, pretrained or not as the strategy says, prepared by the strategy."""
     adapter_spec = ADAPTERS.get(spec.adapter)
-    options = {o: getattr(spec, o) for o in OPTION_DOMAINS if getattr(spec, o)}
+    options = {o: getattr(spec, o) for o in adapter_spec.options if getattr(spec, o)}
     model = adapter_spec.create(
         num_classes=num_classes,
         pretrained=strategy.pretrained,
@@ -241,13 +234,8 @@ def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapte
         head=spec.head,
         **options,
     )
-    if isinstance(model, ClassicalAdapter):
-        return model
-    model.freeze(strategy.freeze)
-    model.set_bn_policy(strategy.bn_policy)
-    if strategy.bn_momentum is not None:
-        for bn in model.batchnorm_layers():
-            bn.momentum = strategy.bn_momentum
+    if not adapter_spec.classical:
+        strategy.prepare(model)
     return model
 
 
@@ -261,131 +249,109 @@ def near_chance(accuracy: float, n: int, labels: np.ndarray) -> tuple[bool, floa
     return p_value >= 0.01, majority, p_value
 
 
-def make_pipelines(
-    spec: RunSpec,
-    model: Adapter,
-    config: TaskConfig,
-    splits: tuple[Split, ...],
-    settings: dict[str, Any],
-    device: torch.device,
-) -> list[Any]:
-    """Training, validation and test pipelines for the task's domain (training one augments)."""
-    if config.domain == "vision":
-        common = {
-            "image_size": settings["image_size"],
-            "flip": config.flip_augment,
-            "device": device,
-            "channels_last": spec.channels_last,
-        }
-        return [VisionPipeline(split, model.preprocessing, train=i == 0, **common) for i, split in enumerate(splits)]
-    if config.domain == "text":
-        return [TextPipeline(split, model, device=device) for split in splits]
-    if config.domain == "audio":
-        return [
-            AudioPipeline(
-                split, rate=settings["sample_rate"], duration_s=settings["duration_s"], train=i == 0, device=device
-            )
-            for i, split in enumerate(splits)
-        ]
-    raise NotImplementedError(config.domain)
+@dataclass
+class Cell:
+    """One run being executed: its spec, resolved pieces and where it writes."""
+
+    spec: RunSpec
+    data: TaskData
+    config: TaskConfig
+    strategy: Strategy
+    device: torch.device
+    amp: str
+    identity: dict[str, Any]
+    target: float | None
+    out_dir: Path | None
+
+    @property
+    def checkpoint(self) -> Path | None:
+        if self.out_dir is None:
+            return None
+        return self.out_dir / "checkpoints" / f"{provenance.config_hash(self.identity)}.pt"
 
 
 def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run one cell and (if ``out_dir``) append its record to ``out_dir/results.jsonl``."""
-    from tqdm.auto import tqdm
-
     config = task_config(spec)
     strategy = resolved_strategy(spec)
     device = resolve_device(spec.device)
     amp = resolve_amp(spec.amp, device)
     identity = run_identity(spec, data, config, strategy, amp)
     target = spec.target_accuracy if spec.target_accuracy is not None else config.target_accuracy
+    cell = Cell(spec, data, config, strategy, device, amp, identity, target, out_dir)
     train_split, val_split = make_splits(spec, data)
     seed_everything(spec.seed)
     started = time.perf_counter()
     model = build_adapter(spec, strategy, data.num_classes)
-    ckpt = out_dir / "checkpoints" / f"{provenance.config_hash(identity)}.pt" if out_dir is not None else None
-    if isinstance(model, ClassicalAdapter):
+    if isinstance(model, ClassicalAdapter):  # the declared sibling contract: fitted in closed form
         outcome, preds, eval_s = _fit_classical(model, train_split, val_split, data.test, spec.seed)
         if target is not None and outcome.val_accuracy[0] >= target:
             outcome.time_to_target_s = outcome.train_s
     else:
-        model.to(device)
-        if spec.channels_last:
-            model.to(memory_format=torch.channels_last)
-        if spec.compile:
-            model.compile()  # compiles __call__ in place; freezing, heads and param groups still apply
-        settings = input_settings(spec, config)
-        train_pipe, val_pipe, test_pipe = make_pipelines(
-            spec, model, config, (train_split, val_split, data.test), settings, device
-        )
-        label = f"{data.task}/{identity['adapter']}/{strategy.name}/seed{spec.seed}"
-        probe_only = strategy.probe and spec.head == "linear"
-        steps = 4 if probe_only else spec.budget.total_steps(len(train_pipe))
-        with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
-            outcome = _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt)
-        preds, eval_s = (
-            predict(model, test_pipe, spec.budget.batch_size * 2, device, amp)
-            if outcome.status == "ok"
-            else (None, 0.0)
-        )
-        measure_pipeline = spec.pipeline_efficiency if spec.pipeline_efficiency is not None else device.type == "cuda"
-        if measure_pipeline and not probe_only and outcome.status == "ok" and outcome.samples_per_s:
-            outcome.extra["pipeline_efficiency"] = _pipeline_efficiency(
-                model, spec, settings, device, amp, outcome.samples_per_s
-            )
+        outcome, preds, eval_s = _fit_neural(cell, model, train_split, val_split, progress)
     outcome.extra["run_wall_s"] = time.perf_counter() - started
-    record = _record(
-        spec,
-        data,
-        model,
-        strategy,
-        identity,
-        outcome,
-        preds,
-        eval_s,
-        len(train_split),
-        len(val_split),
-        device,
-        amp,
-        target,
-    )
+    record = build_record(cell, model, outcome, preds, eval_s, len(train_split), len(val_split))
     if out_dir is not None:
         append_record(out_dir / RESULTS_FILE, record)
-        if ckpt is not None:
-            ckpt.unlink(missing_ok=True)
+        if cell.checkpoint is not None:
+            cell.checkpoint.unlink(missing_ok=True)
     return record
 
 
-def _pipeline_efficiency(
-    model: Adapter, spec: RunSpec, settings: dict[str, Any], device: torch.device, amp: str, real_rate: float
-) -> dict[str, Any]:
-    """Real-data training samples/s divided by synthetic-input samples/s at the same batch size
-    (runs after the test evaluation, so the extra steps cannot touch the reported metrics). For text
-    the synthetic batch is padded to max_length: above 1 means length bucketing beats full padding."""
-    from transferbench.benchmarks.throughput import BenchConfig, measure
-
-    cfg = BenchConfig(
-        adapter=spec.adapter,
-        batch_size=spec.budget.batch_size,
-        image_size=settings.get("image_size"),
-        seq_len=settings.get("max_length") or 128,
-        channels_last=spec.channels_last,
-        steps=10,
-        warmup=3,
+def _fit_neural(
+    cell: Cell, model: Adapter, train_split: Split, val_split: Split, progress: bool
+) -> tuple[TrainOutcome, np.ndarray | None, float]:
+    """Fit through the strategy on the domain's pipelines, then predict the test split once."""
+    spec, device, amp = cell.spec, cell.device, cell.amp
+    model.to(device)
+    if spec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if spec.compile:
+        model.compile()  # compiles __call__ in place; freezing, heads and param groups still apply
+    settings = input_settings(spec, cell.config, cell.data)
+    domain: Domain = DOMAINS.get(cell.config.domain)
+    train_pipe, val_pipe, test_pipe = domain.pipelines(
+        (train_split, val_split, cell.data.test), model, cell.config, settings, device, spec.channels_last
     )
-    synthetic = measure(model, cfg, spec.budget.batch_size, device, amp, "train")
-    return {
-        "ratio": real_rate / synthetic["samples_per_s"],
-        "synthetic_samples_per_s": synthetic["samples_per_s"],
-        "real_samples_per_s": real_rate,
-    }
+    label = f"{cell.data.task}/{cell.identity['adapter']}/{cell.strategy.name}/seed{spec.seed}"
+    steps = cell.strategy.progress_steps(spec.budget, len(train_pipe), spec.head)
+    with tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True) as bar:
+        run = FitRun(
+            model,
+            spec.budget,
+            train_pipe,
+            val_pipe,
+            device,
+            amp,
+            spec.seed,
+            spec.head,
+            cell.target,
+            bar,
+            cell.checkpoint,
+        )
+        outcome = cell.strategy.fit(run)
+    if outcome.status != "ok":
+        return outcome, None, 0.0
+    preds, eval_s = predict(model, test_pipe, spec.budget.batch_size * 2, device, amp)
+    measure = spec.pipeline_efficiency if spec.pipeline_efficiency is not None else device.type == "cuda"
+    if measure and not outcome.closed_form and outcome.samples_per_s:
+        cfg = BenchConfig(
+            adapter=spec.adapter,
+            batch_size=spec.budget.batch_size,
+            image_size=settings.get("image_size"),
+            seq_len=settings.get("max_length") or 128,
+            channels_last=spec.channels_last,
+            steps=10,
+            warmup=3,
+        )
+        outcome.extra["pipeline_efficiency"] = pipeline_efficiency(model, cfg, device, amp, outcome.samples_per_s)
+    return outcome, preds, eval_s
 
 
 def _fit_classical(
     model: ClassicalAdapter, train_split: Split, val_split: Split, test: Split, seed: int
 ) -> tuple[TrainOutcome, np.ndarray, float]:
-    outcome = TrainOutcome(steps=1)
+    outcome = TrainOutcome(steps=1, closed_form=True)
     start = time.perf_counter()
     details = model.fit(train_split.inputs, train_split.labels, val_split.inputs, val_split.labels, seed)
     outcome.train_s = outcome.timed_s = time.perf_counter() - start
@@ -397,74 +363,42 @@ def _fit_classical(
     return outcome, preds, time.perf_counter() - start
 
 
-def _fit(model, strategy, spec, train_pipe, val_pipe, device, amp, target, bar, ckpt) -> TrainOutcome:
-    """Probe, train, or (LP-FT) probe then train; the probe's time counts as training time."""
-    probe_only = strategy.probe and spec.head == "linear"
-    if probe_only or strategy.head_init == "probe":
-        if spec.head != "linear":
-            raise UserError(f"strategy {strategy.name!r} fits a linear probe: it needs --head linear")
-        probe = fit_linear_probe(
-            model, train_pipe.unaugmented(), val_pipe, spec.budget, device=device, amp=amp, seed=spec.seed, progress=bar
-        )
-        if probe_only:
-            if target is not None and probe.val_accuracy[0] >= target:
-                probe.time_to_target_s = probe.train_s  # a probe reaches its accuracy when the fit ends
-            return probe
-    outcome = train(
-        model,
-        strategy,
-        spec.budget,
-        train_pipe,
-        val_pipe,
-        device=device,
-        amp=amp,
-        seed=spec.seed,
-        target_accuracy=target,
-        progress=bar,
-        checkpoint_path=ckpt,
+def _test_metrics(cell: Cell, outcome: TrainOutcome, preds: np.ndarray | None) -> tuple[dict[str, Any], str]:
+    """Test metrics and the run's status: a run not significantly above the majority class is
+    ``near-chance``, however it trained."""
+    if preds is None:
+        return {}, outcome.status
+    labels = cell.data.test.labels
+    metrics = compute_metrics(preds, labels, cell.data.num_classes)
+    chance, majority, p_value = near_chance(metrics["accuracy"], len(preds), labels)
+    metrics.update(majority_class_accuracy=majority, p_value_vs_majority=p_value)
+    if not chance:
+        return metrics, outcome.status
+    outcome.status_detail = (
+        f"test accuracy {metrics['accuracy']:.3f} is not significantly above "
+        f"always predicting the majority class ({majority:.3f}); the run did not learn"
     )
-    if strategy.head_init == "probe":
-        outcome.train_s += probe.train_s
-        if outcome.time_to_target_s is not None:
-            outcome.time_to_target_s += probe.train_s
-        outcome.extra.update(probe_C=probe.extra["probe_C"], probe_val_accuracy=probe.val_accuracy[0])
-    return outcome
+    return metrics, "near-chance"
 
 
-def _record(
-    spec: RunSpec,
-    data: TaskData,
+def build_record(
+    cell: Cell,
     model: Adapter | ClassicalAdapter,
-    strategy: Strategy,
-    identity: dict[str, Any],
     outcome: TrainOutcome,
     preds: np.ndarray | None,
     eval_s: float,
     n_train: int,
     n_val: int,
-    device: torch.device,
-    amp: str,
-    target: float | None,
 ) -> dict[str, Any]:
-    metrics: dict[str, Any] = {}
-    status = outcome.status
-    if preds is not None:
-        metrics = compute_metrics(preds, data.test.labels, data.num_classes)
-        chance, majority, p_value = near_chance(metrics["accuracy"], len(preds), data.test.labels)
-        metrics.update(majority_class_accuracy=majority, p_value_vs_majority=p_value)
-        if chance:
-            status = "near-chance"
-            outcome.status_detail = (
-                f"test accuracy {metrics['accuracy']:.3f} is not significantly above "
-                f"always predicting the majority class ({majority:.3f}); the run did not learn"
-            )
-    probe_only = isinstance(model, ClassicalAdapter) or (strategy.probe and spec.head == "linear")
+    """The run's result line: metrics, timings, the full config and provenance."""
+    spec, data, strategy = cell.spec, cell.data, cell.strategy
+    metrics, status = _test_metrics(cell, outcome, preds)
     excluded = (
         "closed-form fit: rate over the one pass (features + solver)"
-        if probe_only
+        if outcome.closed_form
         else f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
     )
-    run_id = provenance.config_hash(identity)
+    run_id = provenance.config_hash(cell.identity)
     return {
         "run_id": run_id,
         "config_hash": run_id,
@@ -472,7 +406,7 @@ def _record(
         "status_detail": outcome.status_detail,
         "task": data.task,
         "domain": data.domain,
-        "adapter": identity["adapter"],
+        "adapter": cell.identity["adapter"],
         "strategy": strategy.name,
         "pretrained": strategy.pretrained and not isinstance(model, ClassicalAdapter),
         "seed": spec.seed,
@@ -483,6 +417,7 @@ def _record(
         "test_split": data.test_split,
         "data_source": data.source,
         "data_notes": data.notes,
+        "inputs": DOMAINS.get(data.domain).input_notes(data, input_settings(spec, cell.config, data)),
         "class_names": data.class_names,
         "metrics": metrics,
         "val_accuracy_per_epoch": outcome.val_accuracy,
@@ -490,7 +425,7 @@ def _record(
             "train_s": outcome.train_s,
             "eval_s": eval_s,
             "time_to_target_s": outcome.time_to_target_s,
-            "target_accuracy": target,
+            "target_accuracy": cell.target,
             "device_s": outcome.extra.pop("run_wall_s"),  # the whole run on the device: build, train, validate, test
         },
         "throughput": {
@@ -501,11 +436,11 @@ def _record(
         "steps": outcome.steps,
         "details": outcome.extra,
         "params": {"total": model.num_params(), "trainable": model.num_params(trainable_only=True)},
-        "config": identity,
+        "config": cell.identity,
         "preprocessing": model.preprocessing.to_dict(),
         "versions": provenance.versions(),
         "git_commit": provenance.git_commit(),
-        "hardware": provenance.device_info(str(device)),
+        "hardware": provenance.device_info(str(cell.device)),
         "finished_at": provenance.now_utc(),
     }
 
@@ -515,8 +450,30 @@ def finished_ids(out_dir: Path) -> set[str]:
 
 
 def _load_key(spec: RunSpec, config: TaskConfig) -> tuple:
-    rate = ADAPTERS.get(spec.adapter).sample_rate if config.domain == "audio" else None
-    return (config.name, spec.data_dir, spec.image_size, spec.text_column, spec.label_column, spec.test_fold, rate)
+    """Runs whose decoded data is the same share one load."""
+    settings = DOMAINS.get(config.domain).load_settings(run_options(spec), config, ADAPTERS.get(spec.adapter))
+    return (config.name, spec.data_dir, spec.test_fold, tuple(sorted(settings.items())))
+
+
+def _load(spec: RunSpec, config: TaskConfig, log: Any) -> TaskData:
+    settings = DOMAINS.get(config.domain).load_settings(run_options(spec), config, ADAPTERS.get(spec.adapter))
+    started = time.perf_counter()
+    data = load_task(config, spec.data_dir, **settings)
+    log(
+        f"loaded {config.name} from {data.source}: {len(data.train)} train / {len(data.test)} "
+        f"{data.test_split} examples ({time.perf_counter() - started:.1f}s)"
+    )
+    for note in data.notes:
+        log(f"  note: {note}")
+    return data
+
+
+def _already_done(spec: RunSpec, data: TaskData, config: TaskConfig, done: set[str], log: Any) -> bool:
+    amp = resolve_amp(spec.amp, resolve_device(spec.device))
+    run_id = provenance.config_hash(run_identity(spec, data, config, resolved_strategy(spec), amp))
+    if run_id in done:
+        log(f"skip {config.name}/{spec.adapter}/{spec.strategy}/seed{spec.seed}: finished record {run_id} exists")
+    return run_id in done
 
 
 def run_all(
@@ -525,6 +482,7 @@ def run_all(
     """Run specs in order, loading each task's data once; with ``resume``, skip finished runs."""
     for spec in specs:
         validate_spec(spec)
+    check_results_file(out_dir / RESULTS_FILE)
     cache: dict[tuple, TaskData] = {}
     done = finished_ids(out_dir) if resume else set()
     records = []
@@ -532,29 +490,10 @@ def run_all(
         config = task_config(spec)
         key = _load_key(spec, config)
         if key not in cache:
-            started = time.perf_counter()
-            cache[key] = data = load_task(
-                config,
-                spec.data_dir,
-                image_size=spec.image_size or config.image_size or 224,
-                text_column=spec.text_column,
-                label_column=spec.label_column,
-                sample_rate=key[-1] or 16_000,
-            )
-            log(
-                f"loaded {config.name} from {data.source}: {len(data.train)} train / {len(data.test)} "
-                f"{data.test_split} examples ({time.perf_counter() - started:.1f}s)"
-            )
-            for note in data.notes:
-                log(f"  note: {note}")
+            cache[key] = _load(spec, config, log)
         data = cache[key]
-        if resume:
-            amp = resolve_amp(spec.amp, resolve_device(spec.device))
-            run_id = provenance.config_hash(run_identity(spec, data, config, resolved_strategy(spec), amp))
-            if run_id in done:
-                name = f"{config.name}/{spec.adapter}/{spec.strategy}/seed{spec.seed}"
-                log(f"skip {name}: finished record {run_id} exists")
-                continue
+        if resume and _already_done(spec, data, config, done, log):
+            continue
         record = execute(spec, data, out_dir=out_dir, progress=progress)
         log(_summary_line(record))
         records.append(record)

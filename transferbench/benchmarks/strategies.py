@@ -26,13 +26,26 @@ be a fair, strong contender. The recipes and why:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
+from transferbench.benchmarks.training import (
+    Budget,
+    FitRun,
+    TrainOutcome,
+    fit_linear_probe,
+    train,
+)
+from transferbench.errors import UserError
 from transferbench.registry import Registry
 
 
 @dataclass(frozen=True)
 class Strategy:
+    """How a pretrained (or random) model is adapted to a task: what is pretrained, what trains
+    (``prepare``), at which rates (``param_groups``), and how it is fitted (``fit``: gradient
+    training by default). A new strategy is a subclass or an instance, registered in STRATEGIES.
+    Every field is part of a run's identity and recorded in ``config.strategy``."""
+
     name: str
     description: str
     pretrained: bool
@@ -41,26 +54,92 @@ class Strategy:
     lr: float  # head learning rate
     backbone_lr_scale: float  # backbone lr = lr * scale
     weight_decay: float
-    probe: bool = False  # fit the head on cached frozen features
     precise_bn: bool = False  # re-estimate BatchNorm statistics on training data before evaluating
     bn_momentum: float | None = None  # reset BatchNorm momentum (None: keep the backbone's)
-    head_init: str = "random"  # random | probe (fit a linear probe first, then train everything)
+
+    # How the head is fitted, recorded with the fields (kept as the record keys they always were)
+    closed_form_head: ClassVar[bool] = False  # a logistic-regression probe on cached features
+    head_init: ClassVar[str] = "random"  # random | probe (the head starts from a fitted probe)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "probe": self.closed_form_head, "head_init": self.head_init}
 
     def with_overrides(self, **overrides: Any) -> Strategy:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check(self, adapter: Any, head: str) -> None:
+        """Refuse, before any data loads, an adapter or head this strategy cannot work with."""
+        if adapter.classical and self.name != "scratch":
+            raise UserError(f"adapter {adapter.name!r} has no pretrained weights: it runs with --strategy scratch only")
+
+    def prepare(self, model: Any) -> None:
+        """Set what trains and how BatchNorm behaves, on a freshly built model."""
+        model.freeze(self.freeze)
+        model.set_bn_policy(self.bn_policy)
+        if self.bn_momentum is not None:
+            for bn in model.batchnorm_layers():
+                bn.momentum = self.bn_momentum
+
+    def param_groups(self, model: Any) -> list[dict]:
+        return model.param_groups(self.lr, self.lr * self.backbone_lr_scale, self.weight_decay)
+
+    def progress_steps(self, budget: Budget, num_examples: int, head: str) -> int:
+        """How many ticks the run's progress bar counts."""
+        return budget.total_steps(num_examples)
+
+    def fit(self, run: FitRun) -> TrainOutcome:
+        """Gradient training under the run's budget."""
+        return train(run, self.param_groups(run.model), precise_bn=self.precise_bn)
+
+
+@dataclass(frozen=True)
+class LinearProbe(Strategy):
+    """A closed-form probe on cached frozen features; with an MLP head, the head is trained."""
+
+    closed_form_head: ClassVar[bool] = True
+
+    def progress_steps(self, budget: Budget, num_examples: int, head: str) -> int:
+        return 4 if head == "linear" else super().progress_steps(budget, num_examples, head)
+
+    def fit(self, run: FitRun) -> TrainOutcome:
+        if run.head != "linear":
+            return super().fit(run)
+        probe = fit_linear_probe(run)
+        if run.target is not None and probe.val_accuracy[0] >= run.target:
+            probe.time_to_target_s = probe.train_s  # a probe reaches its accuracy when the fit ends
+        return probe
+
+
+@dataclass(frozen=True)
+class ProbeThenFinetune(Strategy):
+    """LP-FT: fit a linear probe, then train everything from it; the probe's time counts as training."""
+
+    head_init: ClassVar[str] = "probe"
+
+    def check(self, adapter: Any, head: str) -> None:
+        super().check(adapter, head)
+        if head != "linear":
+            raise UserError(f"strategy {self.name!r} fits a linear probe: it needs --head linear")
+
+    def fit(self, run: FitRun) -> TrainOutcome:
+        probe = fit_linear_probe(run)
+        outcome = super().fit(run)
+        outcome.train_s += probe.train_s
+        if outcome.time_to_target_s is not None:
+            outcome.time_to_target_s += probe.train_s
+        outcome.extra.update(probe_C=probe.extra["probe_C"], probe_val_accuracy=probe.val_accuracy[0])
+        return outcome
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
-def _add(strategy: Strategy, aliases: tuple[str, ...] = ()) -> None:
+def register_strategy(strategy: Strategy, aliases: tuple[str, ...] = ()) -> Strategy:
     STRATEGIES.add(strategy.name, strategy, aliases=aliases)
+    return strategy
 
 
-_add(
+register_strategy(
     Strategy(
         "finetune",
         "pretrained; all layers train, backbone at 0.1x lr; BatchNorm statistics frozen",
@@ -73,8 +152,8 @@ _add(
     ),
     aliases=("fine-tune", "ft"),
 )
-_add(
-    Strategy(
+register_strategy(
+    LinearProbe(
         "linear-probe",
         "pretrained, frozen; logistic regression on cached features (C tuned on validation)",
         pretrained=True,
@@ -83,12 +162,11 @@ _add(
         lr=1e-3,
         backbone_lr_scale=0.0,
         weight_decay=1e-4,
-        probe=True,
     ),
     aliases=("linear", "probe", "lp"),
 )
-_add(
-    Strategy(
+register_strategy(
+    ProbeThenFinetune(
         "lp-ft",
         "finetune, with the head initialised from a fitted linear probe (LP-FT, Kumar et al. 2022)",
         pretrained=True,
@@ -97,11 +175,10 @@ _add(
         lr=1e-3,
         backbone_lr_scale=0.1,
         weight_decay=0.01,
-        head_init="probe",
     ),
     aliases=("lpft",),
 )
-_add(
+register_strategy(
     Strategy(
         "partial",
         "pretrained; last 2 backbone blocks + head train, backbone at 0.1x lr; BN stats frozen",
@@ -113,7 +190,7 @@ _add(
         weight_decay=0.01,
     )
 )
-_add(
+register_strategy(
     Strategy(
         "scratch",
         "random init, same architecture; all layers train at 2x lr; BN momentum 0.1 + precise BN",

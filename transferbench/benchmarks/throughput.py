@@ -19,8 +19,10 @@ import torch.nn.functional as F
 
 from transferbench.adapters import ADAPTERS, Adapter
 from transferbench.benchmarks import provenance
-from transferbench.benchmarks.training import Budget, _step, autocast, is_oom, make_optimizer
+from transferbench.benchmarks.device import autocast, is_oom, resolve_amp, resolve_device, sync
+from transferbench.benchmarks.training import Budget, make_optimizer, train_step
 from transferbench.errors import UserError
+from transferbench.tasks import DOMAINS
 
 MODES = ("train", "infer", "both")
 
@@ -42,21 +44,22 @@ class BenchConfig:
     model_path: str | None = None
 
 
-def _shape(cfg: BenchConfig, model: Adapter) -> dict[str, int]:
-    if model.domain == "vision":
-        return {"image_size": cfg.image_size or model.preprocessing.input_size or 224}
-    if model.domain == "text":
-        return {"seq_len": min(cfg.seq_len, model.preprocessing.max_length or cfg.seq_len)}
-    return {}
+def input_shape(cfg: BenchConfig, model: Adapter) -> dict[str, int]:
+    """``example_batch`` shape arguments, as the model's domain reads the bench options."""
+    settings = {"image_size": cfg.image_size, "max_length": cfg.seq_len}
+    return DOMAINS.get(model.domain).example_shape(settings, model)
 
 
-def _synthetic(model: Adapter, cfg: BenchConfig, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+def synthetic_batch(
+    model: Adapter, shape: dict[str, int], batch_size: int, device: torch.device, channels_last: bool = False
+) -> dict[str, torch.Tensor]:
+    """A full-length synthetic batch with random labels, on ``device``."""
     torch.manual_seed(0)
-    batch = model.example_batch(batch_size, **_shape(cfg, model))
+    batch = model.example_batch(batch_size, **shape)
     if "attention_mask" in batch:
         batch["attention_mask"] = torch.ones_like(batch["attention_mask"])  # full-length sequences
     batch = {k: v.to(device) for k, v in batch.items()}
-    if cfg.channels_last and "pixel_values" in batch:
+    if channels_last and "pixel_values" in batch:
         batch["pixel_values"] = batch["pixel_values"].contiguous(memory_format=torch.channels_last)
     batch["labels"] = torch.randint(0, model.num_classes, (batch_size,), device=device)
     return batch
@@ -118,21 +121,21 @@ def build(cfg: BenchConfig, device: torch.device) -> Adapter:
 def measure(
     model: Adapter, cfg: BenchConfig, batch_size: int, device: torch.device, amp: str, mode: str
 ) -> dict[str, float]:
-    batch = _synthetic(model, cfg, batch_size, device)
+    """Median step time over ``cfg.steps`` timed steps after ``cfg.warmup`` untimed ones."""
+    batch = synthetic_batch(model, input_shape(cfg, model), batch_size, device, cfg.channels_last)
     timer = StepTimer(device)
+    forward = torch.compile(model) if cfg.compile else model
     if mode == "train":
         model.train()
         groups = model.param_groups(1e-4, 1e-5, 0.01)
         optimizer = make_optimizer("adamw", groups)
         params = [p for g in groups for p in g["params"]]
-        forward = torch.compile(model) if cfg.compile else model
         budget = Budget(batch_size=batch_size)
 
         def step() -> None:
-            _step(forward, batch, optimizer, params, budget, device, amp, batch_size)
+            train_step(forward, batch, optimizer, params, budget, device, amp, batch_size)
     else:
         model.eval()
-        forward = torch.compile(model) if cfg.compile else model
 
         def step() -> None:
             with torch.inference_mode(), autocast(device, amp):
@@ -140,17 +143,28 @@ def measure(
 
     for _ in range(cfg.warmup):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     for _ in range(cfg.steps):
         timer.time(step)
     return _summary(timer.seconds(), batch_size)
 
 
+def pipeline_efficiency(
+    model: Adapter, cfg: BenchConfig, device: torch.device, amp: str, real_rate: float
+) -> dict[str, Any]:
+    """Real-data training samples/s divided by synthetic-input samples/s at the same batch size
+    (run after the test evaluation, so the extra steps cannot touch the reported metrics). For text
+    the synthetic batch is padded to max_length: above 1 means length bucketing beats full padding."""
+    synthetic = measure(model, cfg, cfg.batch_size, device, amp, "train")
+    return {
+        "ratio": real_rate / synthetic["samples_per_s"],
+        "synthetic_samples_per_s": synthetic["samples_per_s"],
+        "real_samples_per_s": real_rate,
+    }
+
+
 def bench(cfg: BenchConfig) -> dict[str, Any]:
     """Measure one adapter; returns a record with figures, setup and provenance."""
-    from transferbench.benchmarks.runner import resolve_amp, resolve_device
-
     if cfg.mode not in MODES:
         raise UserError(f"--mode {cfg.mode!r} is not valid: expected one of {', '.join(MODES)}")
     for option, value in (("--batch-size", cfg.batch_size), ("--steps", cfg.steps), ("--seq-len", cfg.seq_len)):
@@ -167,7 +181,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         "setup": {
             **asdict(cfg),
             "amp": amp,
-            "input": _shape(cfg, model),
+            "input": input_shape(cfg, model),
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
         },
         "results": {},
@@ -205,13 +219,11 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
 def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
     """Our train step vs a bare hand-written PyTorch loop on the same model and batch, in one
     process, interleaved in ``rounds`` blocks so drift affects both alike. Ratio = ours / bare."""
-    from transferbench.benchmarks.runner import resolve_amp, resolve_device
-
     device = resolve_device(cfg.device)
     amp = resolve_amp(cfg.amp, device)
     model = build(cfg, device)
     model.train()
-    batch = _synthetic(model, cfg, cfg.batch_size, device)
+    batch = synthetic_batch(model, input_shape(cfg, model), cfg.batch_size, device, cfg.channels_last)
     groups = model.param_groups(1e-4, 1e-5, 0.01)
     ours_opt = make_optimizer("adamw", groups)
     params = [p for g in groups for p in g["params"]]
@@ -220,7 +232,7 @@ def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
     pixel_key = model.preprocessing.input_key
 
     def ours() -> None:
-        _step(model, batch, ours_opt, params, budget, device, amp, cfg.batch_size)
+        train_step(model, batch, ours_opt, params, budget, device, amp, cfg.batch_size)
 
     def bare() -> None:
         with autocast(device, amp):
@@ -245,7 +257,7 @@ def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
     return {
         "adapter": ADAPTERS.canonical(cfg.adapter),
         "input_key": pixel_key,
-        "setup": {**asdict(cfg), "amp": amp, "input": _shape(cfg, model), "rounds": rounds},
+        "setup": {**asdict(cfg), "amp": amp, "input": input_shape(cfg, model), "rounds": rounds},
         "ours": ours_s,
         "bare": bare_s,
         "ratio": ours_s["samples_per_s"] / bare_s["samples_per_s"],

@@ -20,7 +20,7 @@ from torch import nn
 
 from transferbench.adapters.base import Adapter
 from transferbench.benchmarks import checkpoint, faults
-from transferbench.benchmarks.strategies import Strategy
+from transferbench.benchmarks.device import autocast, is_oom, sync
 from transferbench.errors import UserError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -70,16 +70,12 @@ class TrainOutcome:
     timed_s: float = 0.0
     warmup_steps_excluded: int = 0
     time_to_target_s: float | None = None
+    closed_form: bool = False  # fitted in one pass (probe, classical model), not by gradient steps
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples_per_s(self) -> float | None:
         return self.timed_samples / self.timed_s if self.timed_s > 0 else None
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_optimizer(name: str, groups: list[dict]) -> torch.optim.Optimizer:
@@ -102,12 +98,6 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Any:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
-
-
-def autocast(device: torch.device, amp: str):
-    if amp == "off":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 @torch.no_grad()
@@ -145,14 +135,14 @@ def _in_order(chunks: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.
 def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> tuple[np.ndarray, float]:
     """Predicted class ids over a pipeline (in the split's order) and the seconds it took."""
     model.eval()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     preds, indices = [], []
     with torch.inference_mode(), autocast(device, amp):
         for batch in pipeline.batches(batch_size, shuffle=False):
             preds.append(model(batch).argmax(1).cpu())
             indices.append(batch["index"])
-    _sync(device)
+    sync(device)
     return _in_order(preds, indices).numpy(), time.perf_counter() - start
 
 
@@ -161,14 +151,8 @@ def _accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.devi
     return float((preds == pipeline.labels.cpu().numpy()).mean())
 
 
-def is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    )
-
-
-def _step(
-    model: Adapter,
+def train_step(
+    model: nn.Module,
     batch: dict,
     optimizer: torch.optim.Optimizer,
     params: list,
@@ -199,134 +183,173 @@ def _step(
     return total
 
 
-def train(
-    model: Adapter,
-    strategy: Strategy,
-    budget: Budget,
-    train_pipe: Any,
-    val_pipe: Any,
-    *,
-    device: torch.device,
-    amp: str,
-    seed: int,
-    target_accuracy: float | None = None,
-    progress: Any = None,
-    checkpoint_path: Path | None = None,
-    min_micro_batch: int = 1,
-) -> TrainOutcome:
-    """Train ``model`` under ``budget``, validating after every epoch.
+@dataclass
+class FitRun:
+    """What fitting one run needs: the model, its data pipelines and budget, and where it runs.
+    Strategies receive it whole, so a new strategy needs no new arguments threaded through."""
 
-    With ``checkpoint_path``, state is saved after every epoch and a run finds and continues from it.
-    On out-of-memory the micro-batch is halved (gradient accumulation keeps the effective batch) and
-    the step retried; below ``min_micro_batch`` the run ends with status ``oom``.
-    """
-    outcome = TrainOutcome()
-    gen = torch.Generator().manual_seed(seed)
-    groups = model.param_groups(strategy.lr, strategy.lr * strategy.backbone_lr_scale, strategy.weight_decay)
-    optimizer = make_optimizer(budget.optimizer, groups)
-    steps_per_epoch = budget.steps_per_epoch(len(train_pipe))
-    epochs = budget.epochs_for(steps_per_epoch)
-    validate_after = budget.validation_epochs(steps_per_epoch)
-    total = steps_per_epoch * epochs
-    if epochs > budget.epochs:
-        outcome.extra.update(epochs_run=epochs, val_epochs=[e + 1 for e in validate_after])
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, budget.warmup_fraction))
-    params = [p for g in groups for p in g["params"]]
-    outcome.warmup_steps_excluded = warmup_excluded = min(5, total // 10)
-    micro_batch = budget.batch_size
-    first_epoch, earlier_s = 0, 0.0
-    saved = checkpoint.load(checkpoint_path) if checkpoint_path else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        checkpoint.set_rng_state(saved["rng"], gen)
+    model: Adapter
+    budget: Budget
+    train_pipe: Any
+    val_pipe: Any
+    device: torch.device
+    amp: str
+    seed: int
+    head: str = "linear"
+    target: float | None = None  # validation accuracy for time-to-target
+    progress: Any = None  # a tqdm bar, or None
+    checkpoint_path: Path | None = None
+    min_micro_batch: int = 1
+
+
+class _Loop:
+    """The state of one training run: optimizer, schedule, RNG, timers and the outcome so far."""
+
+    def __init__(self, run: FitRun, groups: list[dict]) -> None:
+        self.run, self.outcome = run, TrainOutcome()
+        self.gen = torch.Generator().manual_seed(run.seed)
+        self.optimizer = make_optimizer(run.budget.optimizer, groups)
+        self.params = [p for g in groups for p in g["params"]]
+        self.steps_per_epoch = run.budget.steps_per_epoch(len(run.train_pipe))
+        self.epochs = run.budget.epochs_for(self.steps_per_epoch)
+        self.validate_after = run.budget.validation_epochs(self.steps_per_epoch)
+        total = self.steps_per_epoch * self.epochs
+        if self.epochs > run.budget.epochs:
+            self.outcome.extra.update(epochs_run=self.epochs, val_epochs=[e + 1 for e in self.validate_after])
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(total, run.budget.warmup_fraction)
+        )
+        self.outcome.warmup_steps_excluded = self.warmup_excluded = min(5, total // 10)
+        self.micro_batch = run.budget.batch_size
+        self.first_epoch, self.earlier_s, self.eval_s = 0, 0.0, 0.0
+        self.start = 0.0
+
+    def elapsed(self) -> float:
+        return self.earlier_s + time.perf_counter() - self.start - self.eval_s
+
+    def restore(self) -> None:
+        """Continue from the run's checkpoint, if a killed earlier attempt left one."""
+        saved = checkpoint.load(self.run.checkpoint_path) if self.run.checkpoint_path else None
+        if saved is None:
+            return
+        self.run.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        checkpoint.set_rng_state(saved["rng"], self.gen)
         for key, value in saved["outcome"].items():
-            setattr(outcome, key, value)
-        first_epoch, earlier_s, micro_batch = saved["epoch"] + 1, saved["train_s"], saved["micro_batch"]
-        outcome.extra["resumed_from_epoch"] = first_epoch
-        if progress is not None:
-            progress.update(outcome.steps)
-    start = time.perf_counter()
-    eval_s = 0.0
+            setattr(self.outcome, key, value)
+        self.first_epoch, self.earlier_s, self.micro_batch = saved["epoch"] + 1, saved["train_s"], saved["micro_batch"]
+        self.outcome.extra["resumed_from_epoch"] = self.first_epoch
+        if self.run.progress is not None:
+            self.run.progress.update(self.outcome.steps)
 
-    def elapsed() -> float:
-        return earlier_s + time.perf_counter() - start - eval_s
+    def save(self, epoch: int) -> None:
+        checkpoint.save(
+            self.run.checkpoint_path,
+            {
+                "model": self.run.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "rng": checkpoint.rng_state(self.gen),
+                "epoch": epoch,
+                "train_s": self.elapsed(),
+                "micro_batch": self.micro_batch,
+                "outcome": {k: getattr(self.outcome, k) for k in _RESUMABLE},
+            },
+        )
 
-    for epoch in range(first_epoch, epochs):
-        model.train()
+    def stop(self, status: str, detail: str) -> TrainOutcome:
+        self.outcome.status, self.outcome.status_detail = status, detail
+        self.outcome.train_s = self.elapsed()
+        return self.outcome
+
+    def step(self, batch: dict) -> torch.Tensor | None:
+        """One optimizer step; out of memory halves the micro-batch and retries (None: below the floor)."""
+        run, outcome = self.run, self.outcome
+        while True:
+            try:
+                return train_step(
+                    run.model, batch, self.optimizer, self.params, run.budget, run.device, run.amp, self.micro_batch
+                )
+            except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
+                if not is_oom(exc):
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                if run.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                outcome.extra["oom_retries"] = outcome.extra.get("oom_retries", 0) + 1
+                if self.micro_batch // 2 < run.min_micro_batch:
+                    return None
+                self.micro_batch //= 2
+                outcome.extra["micro_batch"] = self.micro_batch
+                outcome.extra["grad_accumulation"] = -(-run.budget.batch_size // self.micro_batch)
+
+    def validate(self, epoch: int, precise_bn: bool) -> None:
+        run, outcome = self.run, self.outcome
+        if precise_bn:  # part of the training cost, so timed as training
+            recalibrate_batchnorm(run.model, run.train_pipe.unaugmented(), run.budget.batch_size)
+        eval_start = time.perf_counter()
+        faults.kill_if_armed("eval")
+        outcome.val_accuracy.append(_accuracy(run.model, run.val_pipe, run.budget.batch_size * 2, run.device, run.amp))
+        self.eval_s += time.perf_counter() - eval_start
+        reached = run.target is not None and outcome.val_accuracy[-1] >= run.target
+        if reached and outcome.time_to_target_s is None:
+            outcome.time_to_target_s = self.elapsed()
+        if run.progress is not None:
+            run.progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
+        if run.checkpoint_path is not None and epoch + 1 < self.epochs:
+            self.save(epoch)
+
+    def epoch(self, epoch: int) -> TrainOutcome | None:
+        """One pass over the training data; an outcome if the run has to stop (OOM, divergence)."""
+        run, outcome = self.run, self.outcome
+        run.model.train()
         epoch_timer = None
-        for batch in train_pipe.batches(budget.batch_size, shuffle=True, gen=gen, drop_last=True):
+        for batch in run.train_pipe.batches(run.budget.batch_size, shuffle=True, gen=self.gen, drop_last=True):
             faults.kill_if_armed("train-step")
-            if epoch_timer is None and outcome.steps >= warmup_excluded:
-                _sync(device)
+            if epoch_timer is None and outcome.steps >= self.warmup_excluded:
+                sync(run.device)
                 epoch_timer = time.perf_counter()
-            while True:
-                try:
-                    loss = _step(model, batch, optimizer, params, budget, device, amp, micro_batch)
-                    break
-                except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
-                    if not is_oom(exc):
-                        raise
-                    optimizer.zero_grad(set_to_none=True)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    outcome.extra["oom_retries"] = outcome.extra.get("oom_retries", 0) + 1
-                    if micro_batch // 2 < min_micro_batch:
-                        outcome.status = "oom"
-                        outcome.status_detail = (
-                            f"out of memory at step {outcome.steps} even with micro-batch {micro_batch}"
-                        )
-                        outcome.train_s = elapsed()
-                        return outcome
-                    micro_batch //= 2
-                    outcome.extra["micro_batch"] = micro_batch
-                    outcome.extra["grad_accumulation"] = -(-budget.batch_size // micro_batch)
+            loss = self.step(batch)
+            if loss is None:
+                return self.stop(
+                    "oom", f"out of memory at step {outcome.steps} even with micro-batch {self.micro_batch}"
+                )
             if not torch.isfinite(loss):
-                outcome.status = "diverged"
-                outcome.status_detail = f"loss became {loss.item()} at step {outcome.steps} (epoch {epoch + 1})"
                 outcome.extra["diverged_at_step"] = outcome.steps
-                outcome.train_s = elapsed()
-                return outcome
-            schedule.step()
+                return self.stop("diverged", f"loss became {loss.item()} at step {outcome.steps} (epoch {epoch + 1})")
+            self.schedule.step()
             outcome.steps += 1
             if epoch_timer is not None:
                 outcome.timed_samples += len(batch["labels"])
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
-        _sync(device)
+            if run.progress is not None:
+                run.progress.update(1)
+                run.progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+        sync(run.device)
         if epoch_timer is not None:
             outcome.timed_s += time.perf_counter() - epoch_timer
-        if epoch not in validate_after:
-            continue
-        if strategy.precise_bn:  # part of the training cost, so timed as training
-            recalibrate_batchnorm(model, train_pipe.unaugmented(), budget.batch_size)
-        eval_start = time.perf_counter()
-        faults.kill_if_armed("eval")
-        outcome.val_accuracy.append(_accuracy(model, val_pipe, budget.batch_size * 2, device, amp))
-        eval_s += time.perf_counter() - eval_start
-        reached = target_accuracy is not None and outcome.val_accuracy[-1] >= target_accuracy
-        if reached and outcome.time_to_target_s is None:
-            outcome.time_to_target_s = elapsed()
-        if progress is not None:
-            progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
-        if checkpoint_path is not None and epoch + 1 < epochs:
-            checkpoint.save(
-                checkpoint_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": checkpoint.rng_state(gen),
-                    "epoch": epoch,
-                    "train_s": elapsed(),
-                    "micro_batch": micro_batch,
-                    "outcome": {k: getattr(outcome, k) for k in _RESUMABLE},
-                },
-            )
-    outcome.train_s = elapsed()
-    return outcome
+        return None
+
+
+def train(run: FitRun, groups: list[dict], *, precise_bn: bool = False) -> TrainOutcome:
+    """Train ``run.model``'s parameter ``groups`` under the run's budget, validating ``epochs``
+    times (precise BN first, if asked).
+
+    With ``run.checkpoint_path``, state is saved after every validation and a run finds and
+    continues from it. On out-of-memory the micro-batch is halved (gradient accumulation keeps the
+    effective batch) and the step retried; below ``min_micro_batch`` the run ends with status ``oom``.
+    """
+    loop = _Loop(run, groups)
+    loop.restore()
+    loop.start = time.perf_counter()  # restoring is not training time
+    for epoch in range(loop.first_epoch, loop.epochs):
+        stopped = loop.epoch(epoch)
+        if stopped is not None:
+            return stopped
+        if epoch in loop.validate_after:
+            loop.validate(epoch, precise_bn)
+    loop.outcome.train_s = loop.elapsed()
+    return loop.outcome
 
 
 _RESUMABLE = ("steps", "val_accuracy", "timed_samples", "timed_s", "time_to_target_s", "extra")
@@ -343,38 +366,30 @@ def extract_features(model: Adapter, pipeline: Any, batch_size: int, device: tor
     return _in_order(feats, indices).numpy()
 
 
-def fit_linear_probe(
-    model: Adapter,
-    train_pipe: Any,
-    val_pipe: Any,
-    budget: Budget,
-    *,
-    device: torch.device,
-    amp: str,
-    seed: int,
-    progress: Any = None,
-) -> TrainOutcome:
+def fit_linear_probe(run: FitRun) -> TrainOutcome:
     """Cache frozen features once, fit L2 logistic regression with C chosen on validation, and
     write the fitted weights into the adapter's linear head."""
     from sklearn.linear_model import LogisticRegression
 
-    outcome = TrainOutcome()
-    _sync(device)
+    model, device, amp, batch_size = run.model, run.device, run.amp, run.budget.batch_size * 2
+    train_pipe, val_pipe = run.train_pipe.unaugmented(), run.val_pipe
+    outcome = TrainOutcome(closed_form=True)
+    sync(device)
     start = time.perf_counter()
-    x_train = extract_features(model, train_pipe, budget.batch_size * 2, device, amp)
-    _sync(device)
+    x_train = extract_features(model, train_pipe, batch_size, device, amp)
+    sync(device)
     outcome.timed_s = time.perf_counter() - start
     outcome.timed_samples = len(x_train)
-    x_val = extract_features(model, val_pipe, budget.batch_size * 2, device, amp)
+    x_val = extract_features(model, val_pipe, batch_size, device, amp)
     y_train, y_val = train_pipe.labels.cpu().numpy(), val_pipe.labels.cpu().numpy()
     mu, sigma = x_train.mean(0), x_train.std(0) + 1e-6
     z_train, z_val = (x_train - mu) / sigma, (x_val - mu) / sigma
     scores = {}
     for c in (0.001, 0.01, 0.1, 1.0):
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z_train, y_train)
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=run.seed).fit(z_train, y_train)
         scores[c] = (clf.score(z_val, y_val), clf)
-        if progress is not None:
-            progress.update(1)
+        if run.progress is not None:
+            run.progress.update(1)
     best_c = max(scores, key=lambda c: (scores[c][0], -c))  # ties: stronger regularisation
     clf = scores[best_c][1]
     weight = np.zeros((model.num_classes, x_train.shape[1]), dtype=np.float32)
@@ -396,6 +411,6 @@ def fit_linear_probe(
         "probe_val_accuracy_by_C": {str(c): s for c, (s, _) in scores.items()},
     }
     outcome.steps = 1
-    _sync(device)
+    sync(device)
     outcome.train_s = time.perf_counter() - start
     return outcome

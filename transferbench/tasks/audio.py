@@ -11,17 +11,27 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from transferbench.adapters.base import Batch
 from transferbench.errors import DataError
-from transferbench.tasks.base import Split, TaskConfig, TaskData, check_data_dir, register_task
-from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split
+from transferbench.inputs import Batch
+from transferbench.tasks.base import (
+    FoldLayout,
+    Split,
+    TaskConfig,
+    TaskData,
+    builtin_task_data,
+    check_data_dir,
+    register_task,
+)
+from transferbench.tasks.domain import Domain, register_domain
+from transferbench.tasks.hub import class_names_of, load_hub_split
+from transferbench.tasks.pipeline import Pipeline
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg"}
 
@@ -91,7 +101,7 @@ def _scan_folder(root: Path, split: str, label_of: Any = None) -> list[tuple[Pat
     return items
 
 
-def _fsdd_label(part: int) -> Any:
+def _filename_label(part: int) -> Any:
     def label(path: Path) -> str:
         pieces = path.stem.split("_")
         if len(pieces) != 3:
@@ -124,76 +134,78 @@ def _ids(train: list[str], test: list[str], where: str) -> tuple[np.ndarray, np.
     )
 
 
-def _esc50_items(root: Path, test_fold: int) -> tuple[list, list]:
-    meta = root / "meta" / "esc50.csv"
+def _fold_items(root: Path, config: TaskConfig) -> tuple[list, list]:
+    """(file, label) pairs of a fold-based local copy, read from its metadata CSV."""
+    folds = config.folds
+    assert folds is not None and folds.meta_file is not None
+    meta = root / folds.meta_file
     if not meta.is_file():
-        raise DataError(f"--data-dir {root}: no meta/esc50.csv; expected the ESC-50 layout (meta/esc50.csv, audio/)")
+        raise DataError(
+            f"--data-dir {root}: no {folds.meta_file}; expected the {config.name} layout "
+            f"({folds.meta_file}, {folds.file_dir or '.'}/)"
+        )
     train, test = [], []
     with open(meta, encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            path = (root / "audio" / row["filename"]).resolve()
+            path = (root / folds.file_dir / row[folds.file_column]).resolve()
             if not path.is_relative_to(root.resolve()):
-                raise DataError(f"{meta}: file name {row['filename']!r} points outside --data-dir")
-            (test if int(row["fold"]) == test_fold else train).append((path, row["category"]))
+                raise DataError(f"{meta}: file name {row[folds.file_column]!r} points outside --data-dir")
+            held_out = int(row[folds.fold_column]) == folds.test_fold
+            (test if held_out else train).append((path, row[config.label_column]))
     return train, test
 
 
-def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
-    stats = DecodeStats()
-    if config.builtin is not None and not data_dir:
-        if config.options.get("sample_rate", rate) != rate:
-            raise DataError(
-                f"task {config.name!r} is generated at {config.options['sample_rate']} Hz; this adapter needs {rate} Hz"
-            )
-        x_train, y_train, x_test, y_test, names = config.builtin()
-        return TaskData(
-            config.name,
-            "audio",
-            names,
-            Split(x_train, y_train),
-            Split(x_test, y_test),
-            source=config.options.get("source", "builtin"),
-            test_split=config.test_split,
-        )
-    if data_dir and config.name == "esc50":
+def _local_items(config: TaskConfig, data_dir: str) -> tuple[list, list]:
+    """(file, label) pairs of a local copy: a fold layout's metadata, or class folders."""
+    if config.folds is not None and config.folds.meta_file is not None:
         root = Path(data_dir)
         if not root.is_dir():
             raise DataError(f"--data-dir {root}: does not exist")
-        train_items, test_items = _esc50_items(root, config.options.get("test_fold", 5))
-        source = str(root)
-    elif data_dir:
-        root = check_data_dir(data_dir, (config.train_split, config.test_split))
-        label_of = _fsdd_label(config.options["label_part"]) if "label_part" in config.options else None
-        train_items = _scan_folder(root, config.train_split, label_of)
-        test_items = _scan_folder(root, config.test_split, label_of)
-        source = str(root)
-    else:
-        import datasets
+        return _fold_items(root, config)
+    root = check_data_dir(data_dir, (config.train_split, config.test_split))
+    label_of = _filename_label(config.label_from_filename) if config.label_from_filename is not None else None
+    return _scan_folder(root, config.train_split, label_of), _scan_folder(root, config.test_split, label_of)
 
-        items = []
-        for role, split in (("train", config.train_split), ("test", config.test_split)):
-            ds = load_hub_split(config.hub_path, config.hub_config, split, (config.input_column, config.label_column))
-            check_columns(ds, (config.input_column, config.label_column), config.hub_path)
-            names = class_names_of(ds, config.label_column)
-            ds = ds.cast_column(config.input_column, datasets.Audio(decode=False))
-            if "fold" in config.options and "fold" in ds.column_names:
-                keep = [i for i, f in enumerate(ds["fold"]) if (f == config.options["test_fold"]) == (role == "test")]
-                ds = ds.select(keep)
-            items.append(
-                [
-                    (
-                        (a.get("bytes") or a.get("path"), a.get("path") or f"{config.hub_path}[{split}][{i}]"),
-                        names[y] if names else str(y),
-                    )
-                    for i, (a, y) in enumerate(zip(ds[config.input_column], ds[config.label_column], strict=True))
-                ]
+
+def _hub_items(config: TaskConfig) -> tuple[list, list]:
+    """((bytes or path, name), label) pairs of a hub dataset, decoded later with soundfile."""
+    import datasets
+
+    items = []
+    for role, split in (("train", config.train_split), ("test", config.test_split)):
+        ds = load_hub_split(config.hub_path, config.hub_config, split, (config.input_column, config.label_column))
+        names = class_names_of(ds, config.label_column)
+        ds = ds.cast_column(config.input_column, datasets.Audio(decode=False))
+        if config.folds is not None and config.folds.fold_column in ds.column_names:
+            held = [f == config.folds.test_fold for f in ds[config.folds.fold_column]]
+            ds = ds.select([i for i, h in enumerate(held) if h == (role == "test")])
+        labels = [names[y] if names else str(y) for y in ds[config.label_column]]
+        pairs = zip(ds[config.input_column], labels, strict=True)
+        items.append(
+            [
+                (
+                    (a.get("bytes") or a.get("path"), a.get("path") or f"{config.hub_path}[{split}][{i}]"),
+                    label,
+                )
+                for i, (a, label) in enumerate(pairs)
+            ]
+        )
+    return items[0], items[1]
+
+
+def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
+    if config.builtin is not None and not data_dir:
+        if (config.sample_rate or rate) != rate:
+            raise DataError(
+                f"task {config.name!r} is generated at {config.sample_rate} Hz; this adapter needs {rate} Hz"
             )
-        train_items, test_items = items
-        source = f"hf://{config.hub_path}"
+        return builtin_task_data(config)
+    stats = DecodeStats()
+    train_items, test_items = _local_items(config, data_dir) if data_dir else _hub_items(config)
+    source = str(Path(data_dir)) if data_dir else f"hf://{config.hub_path}"
     train_waves, train_labels = _decode_items(train_items, rate, stats)
     test_waves, test_labels = _decode_items(test_items, rate, stats)
-    if "label_map" in config.options:  # e.g. the 12-class Speech Commands protocol
-        train_labels, test_labels = ([config.options["label_map"](x) for x in ls] for ls in (train_labels, test_labels))
+    train_labels, test_labels = [config.map_label(x) for x in train_labels], [config.map_label(x) for x in test_labels]
     train_y, test_y, names = _ids(train_labels, test_labels, source)
     notes = stats.notes(rate) + ([config.test_note] if config.test_note else [])
     return TaskData(
@@ -208,27 +220,19 @@ def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
     )
 
 
-class AudioPipeline:
+class AudioPipeline(Pipeline):
     """Batches of ``{"input_values", "attention_mask", "labels", "index"}`` of ``duration_s`` seconds:
     long clips are cropped (randomly in training, centred otherwise), short ones zero-padded."""
 
     def __init__(self, split: Split, *, rate: int, duration_s: float, train: bool, device: torch.device) -> None:
-        self.waves, self.train, self.device = split.inputs, train, device
+        super().__init__(split.labels, device=device, train=train)
+        self.waves = split.inputs
         self.length = round(rate * duration_s)
-        self.labels = torch.as_tensor(split.labels, device=device)
 
-    def __len__(self) -> int:
-        return len(self.waves)
-
-    def unaugmented(self) -> AudioPipeline:
-        view = object.__new__(AudioPipeline)
-        view.__dict__.update(self.__dict__, train=False)
-        return view
-
-    def _collate(self, idx: np.ndarray, gen: torch.Generator | None) -> Batch:
+    def collate(self, idx: torch.Tensor, gen: torch.Generator | None) -> Batch:
         values = torch.zeros(len(idx), self.length)
         mask = torch.zeros(len(idx), self.length, dtype=torch.long)
-        for row, i in enumerate(idx):
+        for row, i in enumerate(idx.tolist()):
             wave = self.waves[i]
             if len(wave) > self.length:
                 spare = len(wave) - self.length
@@ -236,22 +240,70 @@ class AudioPipeline:
                 wave = wave[start : start + self.length]
             values[row, : len(wave)] = torch.from_numpy(wave)
             mask[row, : len(wave)] = 1
-        index = torch.as_tensor(idx, device=self.device)
+        return self.with_targets({"input_values": values.to(self.device), "attention_mask": mask.to(self.device)}, idx)
+
+
+# The data-driven clip length: long enough for all but the longest 1% of training clips (so a
+# few outliers do not multiply everyone's padding), in 0.1 s steps, at most MAX_DEFAULT_DURATION_S.
+DURATION_PERCENTILE = 99
+MAX_DEFAULT_DURATION_S = 10.0
+
+
+def default_duration(data: TaskData, rate: int) -> float:
+    """The clip length a task without a fixed one gets: the 99th percentile of its training
+    clips' lengths, rounded up to 0.1 s, capped at 10 s (recorded as ``duration_s``)."""
+    lengths = np.array([len(w) for w in data.train.inputs]) / rate
+    seconds = math.ceil(float(np.percentile(lengths, DURATION_PERCENTILE)) * 10 - 1e-6) / 10
+    return min(max(seconds, 0.1), MAX_DEFAULT_DURATION_S)
+
+
+class AudioDomain(Domain):
+    """Clips decoded once with soundfile at the model's rate; cropped/padded per batch."""
+
+    name = "audio"
+    run_options = ("duration",)
+
+    def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
+        return load_audio(config, data_dir, settings.get("sample_rate") or 16_000)
+
+    def load_settings(self, options: dict[str, Any], config: TaskConfig, adapter: Any) -> dict[str, Any]:
+        return {"sample_rate": adapter.sample_rate}
+
+    def input_settings(
+        self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
+    ) -> dict[str, Any]:
         return {
-            "input_values": values.to(self.device),
-            "attention_mask": mask.to(self.device),
-            "labels": self.labels[index],
-            "index": index,
+            "sample_rate": adapter.sample_rate,
+            "duration_s": options.get("duration") or config.duration_s or default_duration(data, adapter.sample_rate),
+            "model_path": options.get("model_path"),
         }
 
-    def batches(
-        self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None, drop_last: bool = False
-    ) -> Iterator[Batch]:
-        n = len(self)
-        order = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for start in range(0, stop, batch_size):
-            yield self._collate(order[start : start + batch_size], gen if shuffle else None)
+    def input_notes(self, data: TaskData, settings: dict[str, Any]) -> dict[str, Any]:
+        length = round(settings["sample_rate"] * settings["duration_s"])
+        counts = {}
+        for role, split in (("train", data.train), ("test", data.test)):
+            sizes = np.array([len(w) for w in split.inputs])
+            counts[role] = {"cropped": int((sizes > length).sum()), "padded": int((sizes < length).sum())}
+        return {"clip_s": settings["duration_s"], "clips": counts}
+
+    def pipelines(self, splits, model, config, settings, device, channels_last=False) -> list[Pipeline]:
+        rate, duration = settings["sample_rate"], settings["duration_s"]
+        return [
+            AudioPipeline(split, rate=rate, duration_s=duration, train=i == 0, device=device)
+            for i, split in enumerate(splits)
+        ]
+
+    def example_shape(self, settings: dict[str, Any], model: Any) -> dict[str, int]:
+        return {}
+
+    def synthetic_split(self, n: int, num_classes: int, settings: dict[str, Any]) -> Split:
+        rate = settings.get("sample_rate") or 16_000
+        rng = np.random.RandomState(0)
+        waves = [(0.1 * rng.randn(int(rate * (0.5 + 0.1 * (i % 5))))).astype(np.float32) for i in range(n)]
+        return Split(waves, np.arange(n, dtype=np.int64) % num_classes)
+
+
+register_domain(AudioDomain())
 
 
 register_task(
@@ -263,7 +315,7 @@ register_task(
         target_accuracy=0.9,
         description="Free Spoken Digit Dataset, which digit (10 classes): --data-dir with {train,test}/<digit>/"
         "<digit>_<speaker>_<index>.wav; recordings 0-4 are the official test set",
-        options={"label_part": 0, "duration_s": 1.0},
+        label_from_filename=0,
     )
 )
 register_task(
@@ -274,7 +326,7 @@ register_task(
         test_split="test",
         target_accuracy=0.9,
         description="Free Spoken Digit Dataset, who is speaking (6 speakers); same layout and split as fsdd-digits",
-        options={"label_part": 1, "duration_s": 1.0},
+        label_from_filename=1,
     )
 )
 register_task(
@@ -290,15 +342,10 @@ register_task(
         target_accuracy=0.8,
         description="Google Speech Commands v2, 35 words (hub google/speech_commands v0.02; needs the 'hub-audio' "
         "extra), or --data-dir in audiofolder layout",
-        options={"duration_s": 1.0},
+        duration_s=1.0,
     )
 )
 SPEECH_COMMANDS_10 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-
-
-def _speech_commands_12(label: str) -> str:
-    """The 12-class protocol (Warden 2018): ten command words, silence, and every other word as unknown."""
-    return label if label in SPEECH_COMMANDS_10 or label == "_silence_" else "_unknown_"
 
 
 register_task(
@@ -313,7 +360,8 @@ register_task(
         test_split="test",
         target_accuracy=0.8,
         description="Speech Commands v2, 12-class protocol: 10 words + _silence_ + _unknown_ (all other words)",
-        options={"duration_s": 1.0, "label_map": _speech_commands_12},
+        duration_s=1.0,
+        keep_labels=(*SPEECH_COMMANDS_10, "_silence_"),
     )
 )
 
@@ -331,7 +379,8 @@ register_task(
         description="ESC-50 environmental sounds, 50 classes, fold 5 as test (hub ashraq/esc50, or --data-dir with the "
         "official meta/esc50.csv + audio/ layout)",
         test_note="ESC-50 has no test split: fold 5 is held out as test, folds 1-4 train",
-        options={"duration_s": 5.0, "test_fold": 5, "fold": True},
+        duration_s=5.0,
+        folds=FoldLayout(num_folds=5, test_fold=5, meta_file="meta/esc50.csv", file_dir="audio"),
     )
 )
 register_task(
@@ -340,7 +389,6 @@ register_task(
         domain="audio",
         loader="dir",
         description="any audio classification folder: --data-dir DIR with train/<class>/* and test/<class>/* "
-        "(WAV/FLAC/OGG)",
-        options={"duration_s": 1.0},
+        "(WAV/FLAC/OGG); clip length from the data unless --duration",
     )
 )

@@ -21,7 +21,24 @@ from transferbench.registry import Registry
 
 
 @dataclass(frozen=True)
+class FoldLayout:
+    """A data set that ships as one pool with a fold column (ESC-50): one fold is held out as test,
+    the others train. Local copies list their files in a metadata CSV (``meta_file``, paths in
+    ``file_column`` relative to ``file_dir``); hub copies carry the fold as a column."""
+
+    num_folds: int = 5
+    test_fold: int = 5
+    fold_column: str = "fold"
+    meta_file: str | None = None
+    file_dir: str = ""
+    file_column: str = "filename"
+
+
+@dataclass(frozen=True)
 class TaskConfig:
+    """A task as data: where its examples come from, how they are labelled, what it is judged by.
+    Nothing here is code, so a task can be written as a file."""
+
     name: str
     domain: str
     description: str
@@ -37,8 +54,21 @@ class TaskConfig:
     image_size: int | None = None  # default input size, else the adapter's native size
     target_accuracy: float | None = None  # for time-to-accuracy
     test_note: str = ""  # e.g. "upstream test labels are hidden; validation is reported"
-    builtin: Callable[[], tuple[Any, np.ndarray, Any, np.ndarray, list[str]]] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    builtin: str | None = None  # name of a data set in BUILTIN_DATA (ships with a package, or generated)
+    source_note: str | None = None  # how a builtin data set is described as a source
+    class_names: tuple[str, ...] | None = None  # fixed names for integer labels 0..N-1 (SST-2)
+    duration_s: float | None = None  # audio: clip length the pipeline crops/pads to
+    sample_rate: int | None = None  # audio builtin: the rate the data is generated at
+    label_from_filename: int | None = None  # label = this "_"-separated part of the file stem (FSDD)
+    keep_labels: tuple[str, ...] | None = None  # other labels become other_label (Speech Commands 12)
+    other_label: str = "_unknown_"
+    folds: FoldLayout | None = None  # fold-based data (ESC-50)
+
+    def map_label(self, label: str) -> str:
+        """The protocol's label for a raw one (identity unless ``keep_labels`` folds the rest)."""
+        if self.keep_labels is None or label in self.keep_labels:
+            return label
+        return self.other_label
 
 
 @dataclass
@@ -84,6 +114,8 @@ class TaskData:
 
 
 TASKS: Registry[TaskConfig] = Registry("task")
+# Data sets that ship with a package or are generated: name -> () -> (x_train, y_train, x_test, y_test, names)
+BUILTIN_DATA: Registry[Callable[[], tuple[Any, np.ndarray, Any, np.ndarray, list[str]]]] = Registry("builtin data set")
 
 
 def register_task(config: TaskConfig, aliases: tuple[str, ...] = ()) -> TaskConfig:
@@ -134,6 +166,37 @@ def check_data_dir(data_dir: str | Path, splits: tuple[str, ...]) -> Path:
             + " and ".join(f"{s}/<class>/<files>" for s in splits)
         )
     return path
+
+
+def check_classes(data: TaskData) -> None:
+    """Every domain's data, once decoded: a classification task needs two classes with training
+    examples, and no test example of a class that training never shows (its accuracy would be
+    published for a class nothing could learn)."""
+    present = np.unique(data.train.labels)
+    if len(present) < 2:
+        found = ", ".join(repr(data.class_names[int(c)]) for c in present) or "none"
+        raise DataError(f"{data.source}: task {data.task!r} needs at least 2 classes in training; found {found}")
+    unseen = sorted(set(np.unique(data.test.labels).tolist()) - set(present.tolist()))
+    if unseen:
+        names = ", ".join(repr(data.class_names[int(c)]) for c in unseen[:5])
+        raise DataError(
+            f"{data.source}: {data.test_split} holds classes {names} with no training example; "
+            "a model cannot learn classes it never saw"
+        )
+
+
+def builtin_task_data(config: TaskConfig) -> TaskData:
+    """A builtin data set, decoded: the same in every domain."""
+    x_train, y_train, x_test, y_test, names = BUILTIN_DATA.get(config.builtin or config.name)()
+    return TaskData(
+        config.name,
+        config.domain,
+        names,
+        Split(x_train, y_train),
+        Split(x_test, y_test),
+        source=config.source_note or "builtin",
+        test_split=config.test_split,
+    )
 
 
 def resolve_task(name: str, data_dir: str | None) -> TaskConfig:

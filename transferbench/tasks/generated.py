@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from transferbench.tasks.base import TaskConfig, register_task, stratified_split
+from transferbench.tasks.base import BUILTIN_DATA, TaskConfig, register_task, stratified_split
 
 LIBRARIES = {
     "numpy": ("numpy", "numpy.linalg", "numpy.fft", "numpy.polynomial.polynomial", "numpy.ma"),
@@ -71,6 +71,7 @@ def _first_paragraph(doc: str) -> str | None:
     return text if 6 <= len(text.split()) <= 80 else None
 
 
+@BUILTIN_DATA.register("docstrings")
 def docstring_texts() -> tuple[list[str], np.ndarray, list[str], np.ndarray, list[str]]:
     texts, labels, seen = [], [], set()
     names = list(LIBRARIES)
@@ -131,6 +132,7 @@ def _vowel(formants: tuple[int, ...], rng: np.random.RandomState) -> np.ndarray:
     return (signal + noise).astype(np.float32)
 
 
+@BUILTIN_DATA.register("synthetic-vowels")
 def synthetic_vowels(per_class: int = 120) -> tuple[list, np.ndarray, list, np.ndarray, list[str]]:
     rng = np.random.RandomState(0)
     waves, labels = [], []
@@ -148,11 +150,11 @@ register_task(
         name="docstrings",
         domain="text",
         loader="builtin",
-        builtin=docstring_texts,
+        builtin="docstrings",
         target_accuracy=0.8,
         description="generated offline: which library (numpy, torch, scikit-learn, stdlib) a real docstring "
         "paragraph documents; 600 texts",
-        options={"source": "generated: docstrings of the installed numpy/torch/scikit-learn/stdlib"},
+        source_note="generated: docstrings of the installed numpy/torch/scikit-learn/stdlib",
     )
 )
 register_task(
@@ -160,14 +162,12 @@ register_task(
         name="synthetic-vowels",
         domain="audio",
         loader="builtin",
-        builtin=synthetic_vowels,
+        builtin="synthetic-vowels",
         target_accuracy=0.8,
         description="generated offline: 5 vowels from a source-filter synthesiser with random pitch, vocal-tract "
         "length and noise; 600 clips at 16 kHz (speech-like, not speech)",
-        options={
-            "source": "generated: formant-synthesised vowels (Peterson & Barney 1952 formants)",
-            "duration_s": 0.8,
-            "sample_rate": RATE,
-        },
+        source_note="generated: formant-synthesised vowels (Peterson & Barney 1952 formants)",
+        duration_s=0.8,
+        sample_rate=RATE,
     )
 )

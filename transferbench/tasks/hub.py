@@ -3,16 +3,40 @@ files (imagefolder, csv, audiofolder) for everyone else. Both go through ``load_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from transferbench.errors import DataError
+
+_show_hub_progress = True
+
+
+def set_progress(show: bool) -> None:
+    """Whether hub downloads show datasets' progress bars (``--no-progress`` turns them off)."""
+    global _show_hub_progress
+    _show_hub_progress = show
+
+
+@contextmanager
+def _progress_bars(show: bool) -> Iterator[None]:
+    """datasets' own bars, on or off for one load (they say "Downloading data" even for local files)."""
+    from datasets import utils as hf_tqdm  # lazy: datasets costs seconds to import
+
+    was_disabled = hf_tqdm.are_progress_bars_disabled()
+    (hf_tqdm.enable_progress_bars if show else hf_tqdm.disable_progress_bars)()
+    try:
+        yield
+    finally:
+        (hf_tqdm.disable_progress_bars if was_disabled else hf_tqdm.enable_progress_bars)()
 
 
 def load_hub_split(hub_path: str, config: str | None, split: str, columns: tuple[str, ...]) -> Any:
     import datasets
 
     try:
-        ds = datasets.load_dataset(hub_path, config, split=split)
+        with _progress_bars(_show_hub_progress):
+            ds = datasets.load_dataset(hub_path, config, split=split)
     except Exception as exc:  # offline, unknown id, or no such split: all need the same advice
         raise DataError(
             f"could not load split {split!r} of {hub_path!r} from the Hugging Face hub "
@@ -29,9 +53,10 @@ def load_local(
     import datasets
 
     try:
-        if split_files is not None:
-            return datasets.load_dataset(builder, data_files=split_files, **builder_kwargs)
-        return datasets.load_dataset(builder, data_dir=data_dir, **builder_kwargs)
+        with _progress_bars(False):  # local files: nothing is downloaded, and it takes a moment
+            if split_files is not None:
+                return datasets.load_dataset(builder, data_files=split_files, **builder_kwargs)
+            return datasets.load_dataset(builder, data_dir=data_dir, **builder_kwargs)
     except Exception as exc:
         where = ", ".join(map(str, split_files.values())) if split_files else data_dir
         raise DataError(

@@ -7,18 +7,20 @@ dominated by padding.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from transferbench.adapters.base import Batch
 from transferbench.errors import DataError
-from transferbench.tasks.base import Split, TaskConfig, TaskData, register_task
+from transferbench.inputs import Batch, Tokenizes
+from transferbench.tasks.base import Split, TaskConfig, TaskData, builtin_task_data, register_task
+from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
+from transferbench.tasks.pipeline import Pipeline
 
 
 def check_utf8(path: Path) -> None:
@@ -35,7 +37,7 @@ def _string_features(path: Path) -> Any:
 
     import datasets
 
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets' "CSV UTF-8" starts with a BOM
         header = next(csv.reader(fh), [])
     if len(set(header)) != len(header) or not all(h.strip() for h in header):
         raise DataError(f"{path}: header row {header!r} has empty or repeated column names")
@@ -66,8 +68,8 @@ def _rows(ds: Any, text_col: str, label_col: str, where: str) -> tuple[list[str]
 def _label_ids(train: list[Any], test: list[Any], config: TaskConfig, where: dict[str, str]) -> tuple:
     """Class ids and names. A task with fixed class names (SST-2) needs integer labels in range;
     otherwise labels (strings or integers) are mapped to ids in sorted order and the names recorded."""
-    if config.options.get("class_names"):
-        names = list(config.options["class_names"])
+    if config.class_names:
+        names = list(config.class_names)
         out = []
         for split, values in (("train", train), ("test", test)):
             ids = []
@@ -111,16 +113,7 @@ def load_text(
     text_col = text_column or config.input_column
     label_col = label_column or config.label_column
     if config.builtin is not None and not data_dir:
-        x_train, y_train, x_test, y_test, names = config.builtin()
-        return TaskData(
-            config.name,
-            "text",
-            names,
-            Split(x_train, y_train),
-            Split(x_test, y_test),
-            source=config.options.get("source", "builtin"),
-            test_split=config.test_split,
-        )
+        return builtin_task_data(config)
     if data_dir:
         root = Path(data_dir)
         if not root.is_dir():
@@ -130,11 +123,13 @@ def load_text(
         test_file = _find_csv(root, tuple(dict.fromkeys(test_names)), "evaluation")
         for f in (train_file, test_file):
             check_utf8(f)
-            if not f.read_text(encoding="utf-8").strip():
+            if not f.read_text(encoding="utf-8-sig").strip():
                 raise DataError(f"{f}: file is empty; expected a header row ({text_col},{label_col}) and data rows")
         # every column as a string (empty cells as ""), one file at a time so errors name the file
         splits = tuple(
-            load_local("csv", {"train": str(f)}, features=_string_features(f), keep_default_na=False)["train"]
+            load_local(
+                "csv", {"train": str(f)}, features=_string_features(f), keep_default_na=False, encoding="utf-8-sig"
+            )["train"]
             for f in (train_file, test_file)
         )
         where = {"train": str(train_file), "test": str(test_file)}
@@ -157,7 +152,7 @@ def load_text(
         raise DataError(f"{where['train' if not train_texts else 'test']}: no rows with text in column {text_col!r}")
     hub_names = class_names_of(splits[0], label_col) if not data_dir else None
     if hub_names:
-        config = TaskConfig(**{**config.__dict__, "options": {**config.options, "class_names": hub_names}})
+        config = dataclasses.replace(config, class_names=tuple(hub_names))
     train_y, test_y, names = _label_ids(train_raw, test_raw, config, where)
     notes = [
         f"dropped {n} rows with empty text from {where[role]}"
@@ -178,56 +173,81 @@ def load_text(
     )
 
 
-class TextPipeline:
-    """Batches of ``{"input_ids", "attention_mask", "labels", "index"}``, bucketed by length."""
+class TextPipeline(Pipeline):
+    """Batches of ``{"input_ids", "attention_mask", "labels", "index"}``, bucketed by length and
+    padded to their longest member. The model tokenises (it owns its tokenizer: ``Tokenizes``)."""
 
-    def __init__(self, split: Split, model: Any, *, device: torch.device, bucket: int = 50) -> None:
+    def __init__(self, split: Split, model: Tokenizes, *, device: torch.device, bucket: int = 50) -> None:
+        super().__init__(split.labels, device=device)
         self.ids = model.encode(split.inputs)
         self.lengths = np.array([len(x) for x in self.ids])
-        self.labels = torch.as_tensor(split.labels, device=device)
-        self.pad_id, self.device, self.bucket = model.pad_id, device, bucket
+        self.pad_id, self.bucket = model.pad_id, bucket
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def unaugmented(self) -> TextPipeline:
-        return self
-
-    def _collate(self, idx: np.ndarray) -> Batch:
+    def collate(self, idx: Any, gen: torch.Generator | None) -> Batch:
         width = int(self.lengths[idx].max())
         ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
             ids[row, : self.lengths[i]] = torch.tensor(self.ids[i])
             mask[row, : self.lengths[i]] = 1
-        index = torch.as_tensor(idx, device=self.device)
-        return {
-            "input_ids": ids.to(self.device),
-            "attention_mask": mask.to(self.device),
-            "labels": self.labels[index],
-            "index": index,
-        }
+        return self.with_targets({"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}, idx)
 
-    def batches(
-        self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None, drop_last: bool = False
-    ) -> Iterator[Batch]:
+    def groups(self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None, drop_last: bool) -> list:
         n = len(self)
         if not shuffle:  # evaluation: sort by length for tight padding; "index" restores order
             order = np.argsort(self.lengths, kind="stable")
-            groups = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-        else:  # shuffle, then sort within pools of `bucket` batches, then shuffle the batches
-            perm = torch.randperm(n, generator=gen).numpy()
-            pool = batch_size * self.bucket
-            groups = []
-            for start in range(0, n, pool):
-                chunk = perm[start : start + pool]
-                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-                groups += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-            if drop_last:
-                groups = [g for g in groups if len(g) == batch_size]
-            groups = [groups[i] for i in torch.randperm(len(groups), generator=gen).tolist()]
-        for idx in groups:
-            yield self._collate(idx)
+            return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        # shuffle, then sort within pools of `bucket` batches, then shuffle the batches
+        perm = torch.randperm(n, generator=gen).numpy()
+        pool = batch_size * self.bucket
+        groups = []
+        for start in range(0, n, pool):
+            chunk = perm[start : start + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            groups += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        if drop_last:
+            groups = [g for g in groups if len(g) == batch_size]
+        return [groups[i] for i in torch.randperm(len(groups), generator=gen).tolist()]
+
+
+class TextDomain(Domain):
+    """Texts kept as strings, tokenised per run by the model's own tokenizer."""
+
+    name = "text"
+    run_options = ("text_column", "label_column")
+
+    def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
+        return load_text(config, data_dir, settings.get("text_column"), settings.get("label_column"))
+
+    def load_settings(self, options: dict[str, Any], config: TaskConfig, adapter: Any) -> dict[str, Any]:
+        return {"text_column": options.get("text_column"), "label_column": options.get("label_column")}
+
+    def input_settings(
+        self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
+    ) -> dict[str, Any]:
+        if "max_length" not in adapter.options:  # a classical model reads the raw text
+            return {}
+        return {
+            "max_length": options.get("max_length") or 128,
+            "pooling": options.get("pooling") or "mean",
+            "model_path": options.get("model_path"),
+            "trust_remote_code": bool(options.get("trust_remote_code")),
+        }
+
+    def pipelines(self, splits, model, config, settings, device, channels_last=False) -> list[Pipeline]:
+        return [TextPipeline(split, model, device=device) for split in splits]
+
+    def example_shape(self, settings: dict[str, Any], model: Any) -> dict[str, int]:
+        seq_len = settings.get("max_length") or 128
+        return {"seq_len": min(seq_len, model.preprocessing.max_length or seq_len)}
+
+    def synthetic_split(self, n: int, num_classes: int, settings: dict[str, Any]) -> Split:
+        words = ("the", "film", "was", "not", "good", "at", "all", "a", "fine", "cast")
+        texts = [" ".join(words[(i + j) % len(words)] for j in range(3 + i % 7)) for i in range(n)]
+        return Split(texts, np.arange(n, dtype=np.int64) % num_classes)
+
+
+register_domain(TextDomain())
 
 
 register_task(
@@ -242,7 +262,7 @@ register_task(
         target_accuracy=0.8,
         description="SST-2 binary sentiment (hub stanfordnlp/sst2, or --data-dir with train.csv + validation.csv)",
         test_note="GLUE SST-2 test labels are hidden upstream: the validation split is reported as test",
-        options={"class_names": ["negative", "positive"]},
+        class_names=("negative", "positive"),
     ),
     aliases=("sst-2", "glue-sst2"),
 )

@@ -9,8 +9,8 @@ loader does not starve a GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transferbench.adapters.base import Batch, Preprocessing
 from transferbench.errors import DataError
-from transferbench.tasks.base import Split, TaskConfig, TaskData, check_data_dir, register_task
+from transferbench.inputs import Batch, Preprocessing
+from transferbench.tasks.base import (
+    BUILTIN_DATA,
+    Split,
+    TaskConfig,
+    TaskData,
+    builtin_task_data,
+    check_data_dir,
+    register_task,
+    stratified_split,
+)
+from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
+from transferbench.tasks.pipeline import Pipeline
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -36,6 +47,11 @@ def decode_image(source: Any, name: str) -> np.ndarray:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img.load()
             rgb = img.convert("RGB")
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{name}: decodes to more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?); "
+            "refusing to decode it"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         detail = str(exc).replace(f"'{name}'", "").replace(str(name), "").strip(" :")
         raise DataError(f"{name}: not a readable image ({type(exc).__name__}: {detail[:100]})") from None
@@ -99,20 +115,14 @@ def _scan_imagefolder(root: Path, split: str) -> tuple[list[str], int]:
 def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> TaskData:
     notes: list[str] = []
     if config.builtin is not None and not data_dir:
-        x_train, y_train, x_test, y_test, class_names = config.builtin()
-        return TaskData(
-            config.name,
-            "vision",
-            class_names,
-            Split(x_train, y_train),
-            Split(x_test, y_test),
-            source=config.options.get("source", "builtin"),
-            test_split=config.test_split,
-        )
+        return builtin_task_data(config)
     if data_dir:
         root = check_data_dir(data_dir, (config.train_split, config.test_split))
         train_classes, ignored_train = _scan_imagefolder(root, config.train_split)
         test_classes, ignored_test = _scan_imagefolder(root, config.test_split)
+        if len(train_classes) < 2:  # datasets would drop the label column of a one-class folder
+            found = ", ".join(map(repr, train_classes))
+            raise DataError(f"{root}: task {config.name!r} needs at least 2 classes in training; found {found}")
         unknown = sorted(set(test_classes) - set(train_classes))
         if unknown:
             raise DataError(
@@ -126,7 +136,7 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
             config.train_split: ds["train"],
             config.test_split: ds[config.test_split if config.test_split in ds else "test"],
         }
-        input_config = TaskConfig(**{**config.__dict__, "input_column": "image", "label_column": "label"})
+        input_config = dataclasses.replace(config, input_column="image", label_column="label")
         source = str(root)
     else:
         splits = {
@@ -159,8 +169,8 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
     )
 
 
-class VisionPipeline:
-    """Batches of ``{"pixel_values", "labels"}`` from a decoded split, on ``device``."""
+class VisionPipeline(Pipeline):
+    """Batches of ``{"pixel_values", "labels", "index"}`` from a decoded split, on ``device``."""
 
     def __init__(
         self,
@@ -173,20 +183,11 @@ class VisionPipeline:
         device: torch.device,
         channels_last: bool = False,
     ) -> None:
+        super().__init__(split.labels, device=device, train=train)
         self.images = split.inputs.to(device)
-        self.labels = torch.as_tensor(split.labels, device=device)
-        self.image_size, self.train, self.flip, self.channels_last = image_size, train, flip, channels_last
+        self.image_size, self.flip, self.channels_last = image_size, flip, channels_last
         self.mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def unaugmented(self) -> VisionPipeline:
-        """The same data without augmentation (for feature caching and BatchNorm statistics)."""
-        view = object.__new__(VisionPipeline)
-        view.__dict__.update(self.__dict__, train=False)
-        return view
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Random crop after reflect-padding by 1/8 of the side (4 px at 32 px), plus flips."""
@@ -218,35 +219,58 @@ class VisionPipeline:
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def batches(
-        self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None, drop_last: bool = False
-    ) -> Iterator[Batch]:
-        n = len(self)
-        order = (
-            torch.randperm(n, generator=gen).to(self.labels.device)
-            if shuffle
-            else torch.arange(n, device=self.labels.device)
-        )
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
-            yield {
-                "pixel_values": self.transform(self.images[idx], gen if shuffle else None),
-                "labels": self.labels[idx],
-                "index": idx,
-            }
+    def collate(self, idx: torch.Tensor, gen: torch.Generator | None) -> Batch:
+        idx = idx.to(self.device)
+        return self.with_targets({"pixel_values": self.transform(self.images[idx], gen)}, idx)
 
+
+class VisionDomain(Domain):
+    """Images decoded once to one uint8 tensor; augmented, resized and normalised per batch."""
+
+    name = "vision"
+    run_options = ("image_size",)
+
+    def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
+        return load_vision(config, data_dir, settings.get("image_size") or 224)
+
+    def load_settings(self, options: dict[str, Any], config: TaskConfig, adapter: Any) -> dict[str, Any]:
+        # only image folders of mixed sizes use it (resized once when decoded)
+        return {"image_size": options.get("image_size") or config.image_size or 224}
+
+    def input_settings(
+        self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
+    ) -> dict[str, Any]:
+        return {"image_size": options.get("image_size") or config.image_size or adapter.input_size}
+
+    def pipelines(self, splits, model, config, settings, device, channels_last=False) -> list[Pipeline]:
+        common = {"image_size": settings["image_size"], "flip": config.flip_augment, "device": device}
+        return [
+            VisionPipeline(split, model.preprocessing, train=i == 0, channels_last=channels_last, **common)
+            for i, split in enumerate(splits)
+        ]
+
+    def example_shape(self, settings: dict[str, Any], model: Any) -> dict[str, int]:
+        return {"image_size": settings.get("image_size") or model.preprocessing.input_size or 224}
+
+    def synthetic_split(self, n: int, num_classes: int, settings: dict[str, Any]) -> Split:
+        size = settings.get("image_size") or 32
+        images = torch.randint(
+            0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+        )
+        return Split(images, np.arange(n, dtype=np.int64) % num_classes)
+
+
+register_domain(VisionDomain())
 
 # --- registered vision tasks ---------------------------------------------------------------------
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def _sklearn_digits() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray, list[str]]:
+@BUILTIN_DATA.register("digits")
+def sklearn_digits() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray, list[str]]:
     """scikit-learn's bundled copy of the UCI optical handwritten digits (1797 real 8x8 scans):
     the real image data every fresh install has. Fixed stratified split, one third test."""
     from sklearn.datasets import load_digits
-
-    from transferbench.tasks.base import stratified_split
 
     digits = load_digits()
     pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)  # 0..16 ink levels -> 0..255
@@ -293,8 +317,8 @@ register_task(
         image_size=64,
         target_accuracy=0.9,
         description="handwritten digits 0-9, 8x8 scans bundled with scikit-learn (1198 train / 599 test); offline",
-        builtin=_sklearn_digits,
-        options={"source": "sklearn.datasets.load_digits (UCI optdigits)"},
+        builtin="digits",
+        source_note="sklearn.datasets.load_digits (UCI optdigits)",
     ),
     aliases=("sklearn-digits",),
 )
