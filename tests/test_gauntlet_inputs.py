@@ -203,3 +203,56 @@ def test_no_progress_silences_datasets_bars(tmp_path, capsys):
     assert main([*TFIDF, "--data-dir", str(data), "--out", str(tmp_path / "out")]) == 0
     captured = capsys.readouterr()
     assert "Generating" not in captured.err and "Downloading" not in captured.err
+
+
+def _immutable(path: Path) -> None:
+    import subprocess
+
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here (needs root on a filesystem with attributes)")
+
+
+def test_unwritable_results_file_is_refused_before_training(tmp_path, capsys):
+    """Class: an output that cannot take the record (read-only, immutable): refused up front, not
+    after the training it was meant to record."""
+    import subprocess
+
+    data = _csv(tmp_path / "csv", TRAIN_ROWS, TEST_ROWS)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("")
+    _immutable(out / "results.jsonl")
+    try:
+        assert main([*TFIDF, "--data-dir", str(data), "--out", str(out)]) == 2
+        line = _error(capsys)
+        assert "results.jsonl: cannot be appended to" in line and "loaded" not in capsys.readouterr().out
+    finally:
+        subprocess.run(["chattr", "-i", str(out / "results.jsonl")], check=False)
+
+
+def test_a_record_the_results_file_refuses_after_training_is_kept_for_the_next_run(tmp_path, capsys, monkeypatch):
+    """Class: the results file fails between the check and the append (disk, permissions): the
+    finished record is kept, the error says where, and the next run on the same --out adds it."""
+    from transferbench.benchmarks import results
+
+    monkeypatch.setenv("TRANSFERBENCH_PENDING_DIR", str(tmp_path / "pending"))
+    data = _csv(tmp_path / "csv", TRAIN_ROWS, TEST_ROWS)
+    out = tmp_path / "out"
+    real_append = results.append_record
+
+    def refuse_main_file(path, record):
+        if Path(path).parent == out:
+            raise results.UserError(f"results file {path}: could not append a record (Read-only file system)")
+        real_append(path, record)
+
+    monkeypatch.setattr(results, "append_record", refuse_main_file)
+    argv = [*TFIDF, "--data-dir", str(data), "--out", str(out), "--resume"]
+    assert main(argv) == 2
+    line = _error(capsys)
+    assert "Read-only file system" in line and "the finished record is kept in" in line
+    monkeypatch.setattr(results, "append_record", real_append)
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "added 1 finished records" in printed and "skip csv/tfidf-logreg/scratch/seed0" in printed
+    assert len((out / "results.jsonl").read_text().splitlines()) == 1
+    assert not list((tmp_path / "pending").iterdir())

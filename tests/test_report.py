@@ -58,21 +58,51 @@ def test_schema_rejects_what_a_reader_could_misread():
     assert validate_record({**rec("scratch", 0, 0.5), "status": "diverged", "metrics": {}}) is None
 
 
-def test_malformed_line_names_file_and_line_unless_skipped(tmp_path):
+def test_foreign_line_names_file_and_line_unless_skipped(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_text(json.dumps(rec("scratch", 0, 0.5)) + "\n{not json}\n" + json.dumps(rec("finetune", 0, 0.8)) + "\n")
-    with pytest.raises(UserError, match=r"results.jsonl:2: invalid record: not valid JSON"):
+    foreign = {k: v for k, v in rec("scratch", 1, 0.5).items() if k != "seed"}
+    write(path, [rec("scratch", 0, 0.5), foreign, rec("finetune", 0, 0.8), {"hello": 1}])
+    with pytest.raises(UserError) as info:
         load_results([path])
+    message = str(info.value)
+    assert "\n" not in message and "use --skip-invalid" in message
+    assert f"{path}:2: not a transferbench record (missing field 'seed')" in message
+    assert f"{path}:4: not a transferbench record (missing field 'run_id')" in message
     records, skipped = load_results([path], skip_invalid=True)
     assert [r["strategy"] for r in records] == ["scratch", "finetune"]
-    assert skipped == [f"{path}:2: not valid JSON (Expecting property name enclosed in double quotes)"]
+    assert skipped == [
+        f"{path}:2: not a transferbench record (missing field 'seed')",
+        f"{path}:4: not a transferbench record (missing field 'run_id')",
+    ]
 
 
-def test_torn_last_line_is_skipped_with_a_warning(tmp_path):
-    write(tmp_path / "results.jsonl", [rec("scratch", 0, 0.5)], tail='{"run_id": "x", "sta')
-    with pytest.warns(UserWarning, match="torn last line"):
-        records, skipped = load_results([tmp_path])
-    assert len(records) == 1 and "torn" in skipped[0]
+def test_torn_line_is_skipped_with_a_warning_in_both_modes(tmp_path):
+    """What a kill mid-append leaves: a torn last line, or (killed, then resumed) one mid-file."""
+    path = tmp_path / "results.jsonl"
+    first, second = (json.dumps(rec(s, 0, a)) + "\n" for s, a in (("scratch", 0.5), ("finetune", 0.8)))
+    torn = '{"run_id": "x", "sta'
+    for text, number in ((first + second + torn, 3), (first + torn + "\n" + second, 2)):
+        path.write_text(text)
+        for skip_invalid in (False, True):
+            with pytest.warns(UserWarning, match=rf"results.jsonl:{number}: skipped a line that is not complete JSON"):
+                records, skipped = load_results([tmp_path], skip_invalid=skip_invalid)
+            assert [r["strategy"] for r in records] == ["scratch", "finetune"]
+            assert len(skipped) == 1 and skipped[0].startswith(f"{path}:{number}: not complete JSON (a torn write")
+
+
+def test_cli_report_on_a_torn_line_mid_file_tables_the_complete_records(tmp_path, capsys):
+    records = [rec("scratch", 0, 0.5), rec("finetune", 0, 0.8), rec("finetune", 1, 0.9)]
+    write(tmp_path / "results.jsonl", records[:1], tail=json.dumps(records[1])[:40] + "\n")
+    with (tmp_path / "results.jsonl").open("a") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in records[1:]))
+    with pytest.warns(UserWarning, match=r"results.jsonl:2: skipped a line that is not complete JSON"):
+        assert main(["report", str(tmp_path), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3 records ->") and "skipped 1 lines" in out
+    md = (tmp_path / "report.md").read_text()
+    assert "| t | a | finetune | 100 | 0.850 ± 0.071 (n=2) |" in md
+    assert "| t | a | scratch | 100 | 0.500 ± 0.000 (n=1) |" in md
+    assert "## Skipped lines (1)" in md and f"- {tmp_path.name}/results.jsonl:2: not complete JSON" in md
 
 
 def test_aggregation_means_stds_and_gain_interval_on_known_inputs():
@@ -105,7 +135,7 @@ def test_report_writes_markdown_csv_and_plots(tmp_path):
     write(tmp_path / "results.jsonl", records)
     summary = report([tmp_path], tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| a | finetune | 100 | 0.805 ± 0.007 (n=2) | 0.785 | +50.0 [" in md
+    assert "| t | a | finetune | 100 | 0.805 ± 0.007 (n=2) | 0.785 | +50.0 [" in md
     assert "## Cross-domain summary" in md and "| text | words/enc/finetune | 0.900 |" in md
     assert "**diverged** nan at step 4" in md and "git commit" in md.lower()
     rows = list(csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines()))

@@ -19,7 +19,7 @@ from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.report import report, write_index
 from transferbench.benchmarks.results import append_record, prepare_out_dir, write_table
-from transferbench.benchmarks.runner import RunSpec, run_all
+from transferbench.benchmarks.runner import INPUT_OPTIONS, RunSpec, run_all
 from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.suites import SUITES
 from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
@@ -235,20 +235,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     provenance.git_commit()  # read at start, as `run` does
-    cfg = BenchConfig(
-        adapter=args.adapter,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        seq_len=args.seq_len,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        mode=args.mode,
-        steps=args.steps,
-        warmup=args.warmup,
-        device=args.device,
-        model_path=args.model_path,
-    )
+    cfg = BenchConfig(**{f.name: getattr(args, f.name) for f in fields(BenchConfig) if hasattr(args, f.name)})
     out = prepare_out_dir(args.out) if args.out else None
     if args.compare_bare:
         record = compare_bare(cfg)
@@ -322,7 +309,6 @@ RUN_FLAGS = (
     "freeze",
     "bn_policy",
     "head",
-    "image_size",
     "max_train_examples",
     "target_accuracy",
     "device",
@@ -330,13 +316,7 @@ RUN_FLAGS = (
     "channels_last",
     "pipeline_efficiency",
     "compile",
-    "model_path",
-    "pooling",
-    "max_length",
-    "trust_remote_code",
-    "text_column",
-    "label_column",
-    "duration",
+    *INPUT_OPTIONS,
 )
 
 

@@ -23,25 +23,21 @@ def _metric_classes() -> dict[str, type]:
 
     features = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
 
+    def info(description: str, inputs: str) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(description=description, citation="", inputs_description=inputs, features=features)
+
     class Accuracy(evaluate.Metric):
         def _info(self) -> evaluate.MetricInfo:
-            return evaluate.MetricInfo(
-                description="Fraction of predictions equal to the reference label.",
-                citation="",
-                inputs_description="predictions, references: integer class ids",
-                features=features,
-            )
+            return info("Fraction of predictions equal to the reference label.", "predictions, references: class ids")
 
         def _compute(self, predictions, references, **_: object) -> dict[str, float]:
             return {"accuracy": float(accuracy_score(references, predictions))}
 
     class MacroF1(evaluate.Metric):
         def _info(self) -> evaluate.MetricInfo:
-            return evaluate.MetricInfo(
-                description="Unweighted mean of per-class F1 over the given label set.",
-                citation="",
-                inputs_description="predictions, references: integer class ids; labels: all class ids",
-                features=features,
+            return info(
+                "Unweighted mean of per-class F1 over the given label set.",
+                "predictions, references: integer class ids; labels: all class ids",
             )
 
         def _compute(self, predictions, references, labels=None) -> dict[str, float]:

@@ -1,252 +1,77 @@
-"""``transferbench report``: tables (Markdown, CSV), plots and an index of published result sets.
+"""``transferbench report``: report.md (the tables of results.py plus a cross-domain summary), CSV,
+plots and an index of published result sets.
 
-Every line of every ``results.jsonl`` is validated against the record schema (docs/results-schema.md);
-a malformed line is an error naming the file and line, unless ``--skip-invalid`` (then it is
-skipped and counted). A torn *last* line — what a killed writer leaves — is always skipped with a
-warning.
+Reading is results.py's ``read_results``: a torn line (not complete JSON) is always skipped with a
+warning; a line that is not a transferbench record (docs/results-schema.md) is an error naming the
+file and line, unless ``--skip-invalid`` (then it is skipped and counted in report.md).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import statistics
-import warnings
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.results import RESULTS_FILE, provenance_lines, write_atomic
+from transferbench.adapters import ADAPTERS
+from transferbench.benchmarks.results import (
+    RESULTS_FILE,
+    SCHEMA,
+    STATUSES,
+    aggregate,
+    document,
+    latest_per_seed,
+    prepare_out_dir,
+    provenance_lines,
+    read_results,
+    validate_record,
+    welch_interval,
+    write_atomic,
+)
 from transferbench.errors import UserError
+from transferbench.tasks import DOMAINS
 
-STATUSES = ("ok", "near-chance", "diverged", "oom")
-NUMBER = (int, float)
-# field -> (type(s), required for every status?) ; nested dicts are checked by their own rows
-SCHEMA: dict[str, tuple[Any, bool]] = {
-    "run_id": (str, True),
-    "status": (str, True),
-    "task": (str, True),
-    "domain": (str, True),
-    "adapter": (str, True),
-    "strategy": (str, True),
-    "pretrained": (bool, True),
-    "seed": (int, True),
-    "epochs": (int, True),
-    "train_examples": (int, True),
-    "test_examples": (int, True),
-    "metrics": (dict, True),
-    "val_accuracy_per_epoch": (list, True),
-    "time": (dict, True),
-    "throughput": (dict, True),
-    "params": (dict, True),
-    "config": (dict, True),
-    "versions": (dict, True),
-    "git_commit": (str, True),
-    "hardware": (dict, True),
-    "finished_at": (str, True),
-}
-NESTED: dict[str, dict[str, Any]] = {
-    "time": {"train_s": NUMBER, "eval_s": NUMBER},
-    "params": {"total": int, "trainable": int},
-}
-
-
-def validate_record(record: Any) -> str | None:
-    """None if ``record`` fits the schema, else what is wrong (one short phrase)."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    for key, (kind, _) in SCHEMA.items():
-        if key not in record:
-            return f"missing field {key!r}"
-        if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
-            return f"field {key!r} should be {getattr(kind, '__name__', 'number')}, got {type(record[key]).__name__}"
-    if record["status"] not in STATUSES:
-        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
-    for key, fields in NESTED.items():
-        for sub, kind in fields.items():
-            if not isinstance(record[key].get(sub), kind):
-                return f"field {key}.{sub} should be a number"
-    if record["status"] in ("ok", "near-chance"):
-        for metric in ("accuracy", "macro_f1"):
-            value = record["metrics"].get(metric)
-            if not isinstance(value, NUMBER) or not 0 <= value <= 1:
-                return f"metrics.{metric} should be a number in [0, 1], got {value!r}"
-    return None
+__all__ = [
+    "SCHEMA",
+    "STATUSES",
+    "aggregate",
+    "latest_per_seed",
+    "load_results",
+    "markdown",
+    "not_run_here",
+    "plot",
+    "provenance_lines",
+    "report",
+    "to_csv",
+    "validate_record",
+    "welch_interval",
+    "write_index",
+]
 
 
 def load_results(paths: list[str | Path], *, skip_invalid: bool = False) -> tuple[list[dict], list[str]]:
-    """Records from results.jsonl files (or directories holding one); returns (records, skipped notes)."""
-    records, skipped = [], []
+    """Run records from results.jsonl files (or directories holding one); returns (records, skipped
+    lines as ``file:line: why``). Torn lines are skipped with a warning; a line that is not a
+    transferbench record is a UserError naming file:line, or (``skip_invalid``) skipped and counted."""
+    records: list[dict] = []
+    skipped: list[str] = []
     for given in paths:
         path = Path(given)
         path = path / RESULTS_FILE if path.is_dir() else path
         if not path.is_file():
             raise UserError(f"report: {path} not found (expected a results.jsonl or a directory holding one)")
-        lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-        torn_last = lines[-1] != ""  # a complete file ends with a newline
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                problem = validate_record(record)
-            except json.JSONDecodeError as exc:
-                problem = f"not valid JSON ({exc.msg})"
-            if problem is None:
-                records.append({**record, "_source": str(path)})
-                continue
-            where = f"{path}:{number}"
-            if torn_last and number == len(lines):
-                warnings.warn(f"{where}: skipped a torn last line (a write was interrupted)", stacklevel=2)
-                skipped.append(f"{where}: torn last line")
-            elif skip_invalid:
-                skipped.append(f"{where}: {problem}")
-            else:
-                raise UserError(f"{where}: invalid record: {problem} (use --skip-invalid to report the rest)")
+        loaded = read_results(
+            path, strict=not skip_invalid, validate=validate_record, hint="use --skip-invalid to report the rest"
+        )
+        records += loaded.records
+        skipped += loaded.skipped
     return records, skipped
 
 
-def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
-    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
-    that two seeds cannot give)."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    from scipy.stats import t
-
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return None
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = t.ppf(0.5 + level / 2, df) * se
-    return diff - half, diff + half
-
-
-def latest_per_seed(records: list[dict]) -> list[dict]:
-    """One record per task x adapter x strategy x data budget x seed: a rerun of the same seed
-    (e.g. after a code change altered the run identity) supersedes the earlier one, so a seed is
-    never counted twice in a mean."""
-    latest: dict[tuple, dict] = {}
-    for r in records:
-        key = (
-            r["task"],
-            r["adapter"],
-            r["strategy"],
-            r["train_examples"],
-            r["seed"],
-            r.get("config", {}).get("test_fold"),
-        )
-        if key not in latest or r["finished_at"] >= latest[key]["finished_at"]:
-            latest[key] = r
-    return list(latest.values())
-
-
-def aggregate(records: list[dict]) -> list[dict[str, Any]]:
-    """One row per task x adapter x strategy x train_examples over seeds, with the gain over the
-    scratch row of the same task, adapter and data budget (95% Welch interval across seeds)."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in latest_per_seed(records):
-        if r["status"] in ("ok", "near-chance"):
-            groups[(r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"])].append(r)
-    rows = []
-    for (domain, task, adapter, strategy, n_train), runs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        acc = [r["metrics"]["accuracy"] for r in runs]
-        tta = [r["time"].get("time_to_target_s") for r in runs]
-        rates = [r["throughput"].get("train_samples_per_s") for r in runs]
-        pipeline = [
-            r["details"]["pipeline_efficiency"]["ratio"] for r in runs if "pipeline_efficiency" in r.get("details", {})
-        ]
-        rows.append(
-            {
-                "domain": domain,
-                "task": task,
-                "adapter": adapter,
-                "strategy": strategy,
-                "train_examples": n_train,
-                "pretrained": runs[0]["pretrained"],
-                "n_seeds": len(runs),
-                "accuracies": acc,
-                "accuracy_mean": statistics.fmean(acc),
-                "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                "macro_f1_mean": statistics.fmean(r["metrics"]["macro_f1"] for r in runs),
-                "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
-                "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
-                "train_samples_per_s": statistics.fmean(x for x in rates if x) if any(rates) else None,
-                "pipeline_efficiency": statistics.fmean(pipeline) if pipeline else None,
-                "time_to_target_s": statistics.fmean(x for x in tta if x is not None)
-                if any(x is not None for x in tta)
-                else None,
-                "target_accuracy": runs[0]["time"].get("target_accuracy"),
-                "trainable_params": runs[0]["params"]["trainable"],
-                "total_params": runs[0]["params"]["total"],
-                "val_curves": [r["val_accuracy_per_epoch"] for r in runs],
-                "chance": max((r["metrics"].get("majority_class_accuracy") or 0) for r in runs),
-            }
-        )
-    scratch = {(r["task"], r["adapter"], r["train_examples"]): r for r in rows if r["strategy"] == "scratch"}
-    for row in rows:
-        base = scratch.get((row["task"], row["adapter"], row["train_examples"]))
-        row["gain_pts"] = row["gain_ci_pts"] = None
-        if base is not None and row["strategy"] != "scratch":
-            row["gain_pts"] = 100 * (row["accuracy_mean"] - base["accuracy_mean"])
-            ci = welch_interval(row["accuracies"], base["accuracies"])
-            row["gain_ci_pts"] = None if ci is None else (100 * ci[0], 100 * ci[1])
-    return rows
-
-
-def _fmt_gain(row: dict) -> str:
-    if row["gain_pts"] is None:
-        return "—"
-    ci = row["gain_ci_pts"]
-    if ci:
-        return f"{row['gain_pts']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
-    return f"{row['gain_pts']:+.1f} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
-
-
-def _millions(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
-
-
-def markdown(rows: list[dict], records: list[dict], skipped: list[str]) -> str:
-    out = ["# transferbench report", ""]
-    for task in sorted({r["task"] for r in rows}):
-        task_rows = [r for r in rows if r["task"] == task]
-        sample = next(r for r in records if r["task"] == task)
-        # real-data / synthetic-input training rate: shown where it was measured (on by default on CUDA)
-        show_pipeline = any(r["pipeline_efficiency"] is not None for r in task_rows)
-        out += [
-            f"## {task} ({task_rows[0]['domain']})",
-            "",
-            f"Test split: {sample.get('test_split', '?')} ({sample['test_examples']} examples); data: "
-            f"{sample.get('data_source', '?')}.",
-            "",
-            "| adapter | strategy | train ex. | accuracy (mean ± std, n) | macro-F1 | gain vs scratch, pts [95% CI] "
-            "| train s | train samples/s |"
-            + (" pipeline eff. |" if show_pipeline else "")
-            + " time to target | trainable / total params |",
-            "|---|---|---:|---|---:|---|---:|---:|" + ("---:|" if show_pipeline else "") + "---:|---:|",
-        ]
-        for r in task_rows:
-            flag = f" ⚠ {r['near_chance_runs']} near chance" if r["near_chance_runs"] else ""
-            rate = "—" if not r["train_samples_per_s"] else f"{r['train_samples_per_s']:.0f}"
-            tta = ("—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s") + (
-                f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else ""
-            )
-            pipeline = ""
-            if show_pipeline:
-                pipeline = " — |" if r["pipeline_efficiency"] is None else f" {r['pipeline_efficiency']:.2f} |"
-            out.append(
-                f"| {r['adapter']} | {r['strategy']} | {r['train_examples']} | {r['accuracy_mean']:.3f} ± "
-                f"{r['accuracy_std']:.3f} (n={r['n_seeds']}){flag} | {r['macro_f1_mean']:.3f} | {_fmt_gain(r)} "
-                f"| {r['train_s_mean']:.0f} | {rate} |{pipeline} {tta} "
-                f"| {_millions(r['trainable_params'])} / {_millions(r['total_params'])} |"
-            )
-        out.append("")
-    out += [
+def cross_domain_section(rows: list[dict]) -> list[str]:
+    """Best pretrained row against the best scratch row of each domain."""
+    out = [
         "## Cross-domain summary",
         "",
         "Best transfer (pretrained) row against the best scratch row of each domain, with the training time each took.",
@@ -269,18 +94,12 @@ def markdown(rows: list[dict], records: list[dict], skipped: list[str]) -> str:
                 ]
             )
         out.append(f"| {domain} | " + " | ".join(cells) + " |")
-    failed = [r for r in records if r["status"] in ("diverged", "oom")]
-    if failed:
-        out += ["", "## Runs that did not finish", ""]
-        out += [
-            f"- {r['task']}/{r['adapter']}/{r['strategy']}/seed {r['seed']}: **{r['status']}** "
-            f"{r.get('status_detail', '')}"
-            for r in failed
-        ]
-    if skipped:
-        out += ["", f"## Skipped lines ({len(skipped)})", ""] + [f"- {s}" for s in skipped]
-    out += ["", "## Provenance", "", provenance_lines(records)]
-    return "\n".join(out) + "\n"
+    return [*out, ""]
+
+
+def markdown(rows: list[dict], records: list[dict], skipped: list[str]) -> str:
+    """report.md: the same document as results.md (results.py ``document``) plus the cross-domain summary."""
+    return document("transferbench report", rows, records, skipped, extra=cross_domain_section(rows))
 
 
 CSV_FIELDS = (
@@ -316,20 +135,24 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def plot(rows: list[dict], out: Path) -> list[Path]:
-    """PNG plots: accuracy by strategy per task; accuracy vs training seconds; validation curves;
-    transfer gain against labelled examples where a task was swept over data budgets."""
-    import matplotlib
+def _pyplot() -> Any:
+    import matplotlib  # lazy: matplotlib is heavy and only needed for plots
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    tasks = sorted({r["task"] for r in rows})
-    full = [r for r in rows if r["train_examples"] == max(x["train_examples"] for x in rows if x["task"] == r["task"])]
+    return plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+
+def _per_task_figure(tasks: list[str]) -> tuple[Any, list[tuple[Any, str]]]:
+    """One panel per task, side by side."""
+    fig, axes = _pyplot().subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
+    return fig, list(zip(axes[0], tasks, strict=True))
+
+
+def _plot_accuracy_by_strategy(full: list[dict], tasks: list[str], out: Path) -> Path:
+    fig, panels = _per_task_figure(tasks)
+    for ax, task in panels:
         rs = [r for r in full if r["task"] == task]
         labels = [f"{r['adapter']}\n{r['strategy']}" for r in rs]
         colors = ["tab:blue" if r["pretrained"] else "tab:gray" for r in rs]
@@ -353,11 +176,12 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         ax.set_title(f"{task} (blue: pretrained, grey: from scratch)", fontsize=9)
         ax.set_ylabel("test accuracy (mean ± std over seeds)")
         ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    written.append(_save(fig, out / "accuracy_by_strategy.png"))
+    return _save(fig, out / "accuracy_by_strategy.png")
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+
+def _plot_accuracy_vs_cost(full: list[dict], tasks: list[str], out: Path) -> Path:
+    fig, panels = _per_task_figure(tasks)
+    for ax, task in panels:
         rs = sorted((r for r in full if r["task"] == task), key=lambda r: r["train_s_mean"])
         for i, r in enumerate(rs):
             ax.scatter(r["train_s_mean"], r["accuracy_mean"], color="tab:blue" if r["pretrained"] else "tab:gray")
@@ -374,11 +198,12 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         ax.set_title(f"{task}: accuracy vs cost", fontsize=9)
         ax.margins(x=0.35, y=0.15)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    written.append(_save(fig, out / "accuracy_vs_cost.png"))
+    return _save(fig, out / "accuracy_vs_cost.png")
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+
+def _plot_validation_curves(full: list[dict], tasks: list[str], out: Path) -> Path:
+    fig, panels = _per_task_figure(tasks)
+    for ax, task in panels:
         fitted = 0
         for r in (r for r in full if r["task"] == task):
             curves = [c for c in r["val_curves"] if len(c) > 1]
@@ -403,55 +228,59 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    written.append(_save(fig, out / "validation_curves.png"))
+    return _save(fig, out / "validation_curves.png")
 
+
+def _plot_gain_vs_examples(rows: list[dict], swept: list[str], out: Path) -> Path:
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4.5))
+    for task in swept:
+        gains = [r for r in rows if r["task"] == task and r["gain_pts"] is not None]
+        for key in sorted({(r["adapter"], r["strategy"]) for r in gains}):
+            rs = sorted((r for r in gains if (r["adapter"], r["strategy"]) == key), key=lambda r: r["train_examples"])
+            ax.plot(
+                [r["train_examples"] for r in rs],
+                [r["gain_pts"] for r in rs],
+                marker="o",
+                label=f"{task}/{key[0]}/{key[1]}",
+            )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training examples (log)")
+    ax.set_ylabel("gain over scratch, accuracy points")
+    ax.set_title("what transfer buys, by data budget")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, out / "gain_vs_examples.png")
+
+
+def plot(rows: list[dict], out: Path) -> list[Path]:
+    """PNG plots: accuracy by strategy per task; accuracy vs training seconds; validation curves;
+    transfer gain against labelled examples where a task was swept over data budgets."""
+    tasks = sorted({r["task"] for r in rows})
+    largest = {t: max(r["train_examples"] for r in rows if r["task"] == t) for t in tasks}
+    full = [r for r in rows if r["train_examples"] == largest[r["task"]]]
+    written = [
+        _plot_accuracy_by_strategy(full, tasks, out),
+        _plot_accuracy_vs_cost(full, tasks, out),
+        _plot_validation_curves(full, tasks, out),
+    ]
     swept = [t for t in tasks if len({r["train_examples"] for r in rows if r["task"] == t}) > 1]
     if swept:
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        for task in swept:
-            for key in sorted(
-                {(r["adapter"], r["strategy"]) for r in rows if r["task"] == task and r["gain_pts"] is not None}
-            ):
-                rs = sorted(
-                    (
-                        r
-                        for r in rows
-                        if r["task"] == task and (r["adapter"], r["strategy"]) == key and r["gain_pts"] is not None
-                    ),
-                    key=lambda r: r["train_examples"],
-                )
-                ax.plot(
-                    [r["train_examples"] for r in rs],
-                    [r["gain_pts"] for r in rs],
-                    marker="o",
-                    label=f"{task}/{key[0]}/{key[1]}",
-                )
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled training examples (log)")
-        ax.set_ylabel("gain over scratch, accuracy points")
-        ax.set_title("what transfer buys, by data budget")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        written.append(_save(fig, out / "gain_vs_examples.png"))
+        written.append(_plot_gain_vs_examples(rows, swept, out))
     return written
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
+    fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     tmp.replace(path)
     return path
 
 
 def report(paths: list[str | Path], out: str | Path, *, skip_invalid: bool = False, plots: bool = True) -> dict:
-    from transferbench.benchmarks.results import prepare_out_dir
-
+    """report.md, report.csv and (``plots``) PNGs in ``out`` from the records of ``paths``."""
     records, skipped = load_results(paths, skip_invalid=skip_invalid)
     if not records:
         raise UserError(f"report: no valid records in {', '.join(map(str, paths))}")
@@ -470,15 +299,14 @@ def report(paths: list[str | Path], out: str | Path, *, skip_invalid: bool = Fal
 
 def not_run_here() -> list[str]:
     """Commands for every adapter whose pretrained weights need the network (no offline copy ships)."""
-    from transferbench.adapters import ADAPTERS
-
-    default_task = {"vision": "cifar10", "text": "sst2", "audio": "speech-commands"}
-    return [
-        f"transferbench run --task {default_task[spec.domain]} --adapter {name} --seeds 0,1,2"
-        for name in ADAPTERS.names()
-        for spec in [ADAPTERS.get(name)]
-        if not spec.offline_pretrained and not spec.classical and not spec.pretrained_source.startswith("none")
-    ]
+    commands = []
+    for name in ADAPTERS.names():
+        spec = ADAPTERS.get(name)
+        task = DOMAINS.get(spec.domain).reference_task if spec.domain in DOMAINS else None
+        hub_only = not spec.offline_pretrained and not spec.classical and not spec.pretrained_source.startswith("none")
+        if hub_only and task:
+            commands.append(f"transferbench run --task {task} --adapter {name} --seeds 0,1,2")
+    return commands
 
 
 def write_index(results_dir: str | Path) -> Path:

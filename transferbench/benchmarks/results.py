@@ -1,21 +1,34 @@
-"""Results files: append-only JSON Lines, and the Markdown table derived from them.
+"""The one results module: the results file, its reader, the record schema, the aggregation over
+seeds and the Markdown table that both results.md and report.md are built from.
 
-Each finished run is one JSON object on one line, written with a single ``write`` on an
-``O_APPEND`` descriptor and fsync'd, so a killed process can at worst leave a torn *last* line;
-readers skip such a line with a warning and the next append starts on a fresh line. Derived files
-(results.md) are rewritten atomically (temp file + rename).
+Writing: each finished run is one JSON object on one line, written with a single ``write`` on an
+``O_APPEND`` descriptor and fsync'd, so a killed process can at worst leave one torn line; the next
+append starts on a fresh line, so after a resumed run the torn line sits mid-file. Derived files
+(results.md, report.md) are rewritten atomically (temp file + rename).
+
+Reading (``read_results``) applies one rule in both of its modes:
+
+* a line that is not complete JSON is a torn write: skipped with a warning, and counted;
+* a complete JSON line that is not a transferbench record (fails ``validate_record``): in strict mode
+  an error naming every such ``file:line``; in lenient mode skipped and counted.
+
+``report.py`` imports this module, never the reverse.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import tempfile
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +37,48 @@ from transferbench.errors import UserError
 
 RESULTS_FILE = "results.jsonl"
 TABLE_FILE = "results.md"
+BENCH_FILES = ("bench.jsonl", "timm-reference.jsonl")  # throughput measurements, not runs
+FINISHED = ("ok", "near-chance")  # runs with metrics; any other status is a failed run, everywhere
+STATUSES = (*FINISHED, "diverged", "oom")
+NUMBER = (int, float)
+# field -> (type(s), required for every status?) ; nested dicts are checked by their own rows
+SCHEMA: dict[str, tuple[Any, bool]] = {
+    "run_id": (str, True),
+    "status": (str, True),
+    "task": (str, True),
+    "domain": (str, True),
+    "adapter": (str, True),
+    "strategy": (str, True),
+    "pretrained": (bool, True),
+    "seed": (int, True),
+    "epochs": (int, True),
+    "train_examples": (int, True),
+    "test_examples": (int, True),
+    "metrics": (dict, True),
+    "val_accuracy_per_epoch": (list, True),
+    "time": (dict, True),
+    "throughput": (dict, True),
+    "params": (dict, True),
+    "config": (dict, True),
+    "versions": (dict, True),
+    "git_commit": (str, True),
+    "hardware": (dict, True),
+    "finished_at": (str, True),
+}
+NESTED: dict[str, dict[str, Any]] = {
+    "time": {"train_s": NUMBER, "eval_s": NUMBER},
+    "params": {"total": int, "trainable": int},
+}
+# fields the aggregation reads where present: a number or null
+OPTIONAL_NUMBERS: dict[str, tuple[str, ...]] = {
+    "time": ("time_to_target_s", "target_accuracy"),
+    "throughput": ("train_samples_per_s",),
+    "metrics": ("majority_class_accuracy",),
+}
+TORN = "not complete JSON (a torn write: the process was killed while appending this line)"
+
+
+# --- writing ---------------------------------------------------------------------------------
 
 
 def prepare_out_dir(out: str | Path) -> Path:
@@ -66,26 +121,43 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """All complete records of a results.jsonl; a torn or invalid line is skipped with a warning."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.warn(
-                    f"{path}:{number}: skipped a line that is not complete JSON (a torn write?)", stacklevel=2
-                )
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+def pending_path(path: str | Path) -> Path:
+    """Where a finished record goes when its results file refuses it: a per-results-file spool
+    outside the output folder ($TRANSFERBENCH_PENDING_DIR, default ~/.cache/transferbench/pending)."""
+    root = Path(os.environ.get("TRANSFERBENCH_PENDING_DIR") or Path.home() / ".cache" / "transferbench" / "pending")
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    return root / f"{key}.jsonl"
+
+
+def append_or_keep(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record``; if the results file refuses it after the training it records, keep it in
+    :func:`pending_path` (which :func:`flush_pending` empties into the results file on the next run)
+    and say so in one line. A finished run is never lost silently."""
+    try:
+        append_record(path, record)
+    except UserError as exc:
+        keep = pending_path(path)
+        try:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            append_record(keep, record)
+        except (OSError, UserError):
+            raise UserError(f"{exc}; the finished record could not be kept elsewhere either") from None
+        raise UserError(
+            f"{exc}; the finished record is kept in {keep}, and the next run on this --out adds it "
+            "(--resume then skips the run)"
+        ) from None
+
+
+def flush_pending(path: str | Path) -> int:
+    """Move records kept by :func:`append_or_keep` into the results file; how many moved."""
+    keep = pending_path(path)
+    if not keep.exists():
+        return 0
+    kept = read_records(keep)
+    for record in kept:
+        append_record(path, record)
+    keep.unlink()
+    return len(kept)
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -102,96 +174,421 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = statistics.fmean(values)
-    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+# --- the record schema -----------------------------------------------------------------------
 
 
-def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per task x adapter x strategy (x train_examples): accuracy mean ± std over seeds
-    and the gain over the scratch row of the same task, adapter and data budget."""
-    from transferbench.benchmarks.report import latest_per_seed
+def _is_number(value: Any) -> bool:
+    return isinstance(value, NUMBER) and not isinstance(value, bool)
 
+
+def validate_record(record: Any) -> str | None:
+    """None if ``record`` is a transferbench run record, else what is wrong (one short phrase)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, (kind, _) in SCHEMA.items():
+        if key not in record:
+            return f"missing field {key!r}"
+        if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
+            return f"field {key!r} should be {getattr(kind, '__name__', 'number')}, got {type(record[key]).__name__}"
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    for key, fields in NESTED.items():
+        for sub, kind in fields.items():
+            if not isinstance(record[key].get(sub), kind) or isinstance(record[key].get(sub), bool):
+                return f"field {key}.{sub} should be a number"
+    for key, subs in OPTIONAL_NUMBERS.items():
+        for sub in subs:
+            if record[key].get(sub) is not None and not _is_number(record[key][sub]):
+                return f"field {key}.{sub} should be a number or null"
+    if not isinstance(record.get("details", {}), dict):
+        return "field 'details' should be dict"
+    if record["status"] in FINISHED:
+        for metric in ("accuracy", "macro_f1"):
+            value = record["metrics"].get(metric)
+            if not _is_number(value) or not 0 <= value <= 1:
+                return f"metrics.{metric} should be a number in [0, 1], got {value!r}"
+    return None
+
+
+def validate_bench_record(record: Any) -> str | None:
+    """None if ``record`` is a throughput record (``transferbench bench``, benchmarks/timm_reference.py)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in (("finished_at", str), ("hardware", dict), ("versions", dict)):
+        if not isinstance(record.get(key), kind):
+            return f"missing field {key!r}"
+    if not isinstance(record.get("results"), dict) and not all(
+        isinstance(record.get(k), dict) for k in ("ours", "bare")
+    ):
+        return "missing field 'results' (or 'ours' and 'bare' of a --compare-bare record)"
+    return None
+
+
+def _validator_for(path: Path) -> Callable[[Any], str | None]:
+    """What a file holds is named by the file: bench.jsonl holds throughput records, the rest runs."""
+    return validate_bench_record if path.name in BENCH_FILES else validate_record
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class Skipped(str):
+    """One skipped line. As a string, ``file:line: why`` with the path as given (for the terminal);
+    ``public`` names the file by its folder and name only (for published Markdown)."""
+
+    path: Path
+    line: int
+    why: str
+    torn: bool
+
+    def __new__(cls, path: Path, line: int, why: str, *, torn: bool) -> Skipped:
+        note = super().__new__(cls, f"{path}:{line}: {why}")
+        note.path, note.line, note.why, note.torn = path, line, why, torn
+        return note
+
+    @property
+    def public(self) -> str:
+        return f"{public_file(self.path)}:{self.line}: {self.why}"
+
+
+@dataclass
+class Loaded:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # torn and foreign lines, in file order
+
+    @property
+    def torn(self) -> list[Skipped]:
+        return [s for s in self.skipped if s.torn]
+
+    @property
+    def foreign(self) -> list[Skipped]:
+        """Complete JSON lines that are not transferbench records."""
+        return [s for s in self.skipped if not s.torn]
+
+
+def public_file(path: str | Path) -> str:
+    """A results file named without the machine's folders: ``set-a/results.jsonl``."""
+    path = Path(path).absolute()
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def _listing(problems: list[Skipped], limit: int = 5) -> str:
+    shown = "; ".join(problems[:limit])
+    return shown + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
+
+
+def read_results(
+    path: str | Path,
+    *,
+    strict: bool = False,
+    validate: Callable[[Any], str | None] | None = None,
+    warn: bool = True,
+    hint: str = "",
+) -> Loaded:
+    """Records of one JSON Lines file (none if it does not exist). A torn line (not complete JSON)
+    is skipped with a warning in both modes. A complete line that ``validate`` rejects (default: by
+    the file's name, see ``_validator_for``) is skipped and counted (lenient), or (``strict``) a
+    UserError naming every such ``file:line`` after the whole file was read (``hint`` appended)."""
+    path = Path(path)
+    validate = validate or _validator_for(path)
+    loaded = Loaded()
+    if not path.exists():
+        return loaded
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"results file {path}: cannot be read ({exc.strerror or exc})") from None
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            note = Skipped(path, number, TORN, torn=True)
+            loaded.skipped.append(note)
+            if warn:
+                warnings.warn(f"{path}:{number}: skipped a line that is {TORN}", stacklevel=2)
+            continue
+        problem = validate(record)
+        if problem is None:
+            loaded.records.append(record)
+        else:
+            loaded.skipped.append(Skipped(path, number, f"not a transferbench record ({problem})", torn=False))
+    if strict and loaded.foreign:
+        raise UserError(_listing(loaded.foreign) + (f" ({hint})" if hint else ""))
+    return loaded
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a results file, lenient (what resume reads): torn lines are skipped with a
+    warning each, lines that are not transferbench records with one warning giving their count."""
+    loaded = read_results(path)
+    if loaded.foreign:
+        warnings.warn(
+            f"{path}: skipped {len(loaded.foreign)} line(s) that are not transferbench records "
+            f"(first: {loaded.foreign[0]})",
+            stacklevel=2,
+        )
+    return loaded.records
+
+
+def check_results_file(path: str | Path) -> None:
+    """Refuse, before any training, a results file (or a folder holding one) that cannot take the
+    run's records: one that cannot be opened for appending (read-only, immutable), or one that holds
+    a line that is not a transferbench record. One-line UserError naming the file. Torn lines pass."""
+    path = Path(path)
+    path = path / RESULTS_FILE if path.is_dir() else path
+    if path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            raise UserError(
+                f"results file {path}: cannot be appended to ({exc.strerror or exc}); "
+                "fix its permissions or choose another --out"
+            ) from None
+    foreign = read_results(path, warn=False).foreign
+    if foreign:
+        more = f" (and {len(foreign) - 1} more such lines)" if len(foreign) > 1 else ""
+        raise UserError(
+            f"{foreign[0]}{more}; results are only appended to a file that holds nothing else: "
+            "move that line out or choose another --out"
+        )
+
+
+# --- aggregation -----------------------------------------------------------------------------
+
+
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
+    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
+    that two seeds cannot give)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import t  # lazy: scipy is slow to import and only needed here
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return None
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t.ppf(0.5 + level / 2, df) * se
+    return diff - half, diff + half
+
+
+def latest_per_seed(records: list[dict]) -> list[dict]:
+    """One record per task x adapter x strategy x data budget x seed: a rerun of the same seed
+    (e.g. after a code change altered the run identity) supersedes the earlier one, so a seed is
+    never counted twice in a mean."""
+    latest: dict[tuple, dict] = {}
+    for r in records:
+        key = (
+            r["task"],
+            r["adapter"],
+            r["strategy"],
+            r["train_examples"],
+            r["seed"],
+            r.get("config", {}).get("test_fold"),
+        )
+        if key not in latest or r["finished_at"] >= latest[key]["finished_at"]:
+            latest[key] = r
+    return list(latest.values())
+
+
+def mean_of_present(values: Iterable[Any]) -> float | None:
+    """Mean of the values that were measured: None and NaN are missing, never counted as 0."""
+    present = [v for v in values if _is_number(v) and math.isfinite(v)]
+    return statistics.fmean(present) if present else None
+
+
+def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
+    domain, task, adapter, strategy, n_train = key
+    acc = [r["metrics"]["accuracy"] for r in runs]
+    pipeline = [(r.get("details") or {}).get("pipeline_efficiency", {}).get("ratio") for r in runs]
+    return {
+        "domain": domain,
+        "task": task,
+        "adapter": adapter,
+        "strategy": strategy,
+        "train_examples": n_train,
+        "pretrained": runs[0]["pretrained"],
+        "n_seeds": len(runs),
+        "accuracies": acc,
+        "accuracy_mean": statistics.fmean(acc),
+        "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+        "macro_f1_mean": statistics.fmean(r["metrics"]["macro_f1"] for r in runs),
+        "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
+        "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
+        "train_samples_per_s": mean_of_present(r["throughput"].get("train_samples_per_s") for r in runs),
+        "pipeline_efficiency": mean_of_present(pipeline),
+        "time_to_target_s": mean_of_present(r["time"].get("time_to_target_s") for r in runs),
+        "target_accuracy": runs[0]["time"].get("target_accuracy"),
+        "trainable_params": runs[0]["params"]["trainable"],
+        "total_params": runs[0]["params"]["total"],
+        "val_curves": [r["val_accuracy_per_epoch"] for r in runs],
+        "chance": max((r["metrics"].get("majority_class_accuracy") or 0) for r in runs),
+    }
+
+
+def aggregate(records: list[dict]) -> list[dict[str, Any]]:
+    """One row per task x adapter x strategy x train_examples over seeds (the latest record of each
+    seed; failed runs are left out), with the gain over the scratch row of the same task, adapter
+    and data budget (95% Welch interval across seeds)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in latest_per_seed(records):
-        if r.get("status") in ("ok", "near-chance"):
-            groups[(r["task"], r["adapter"], r["strategy"], r.get("train_examples"))].append(r)
-    rows = []
-    for (task, adapter, strategy, n_train), runs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        acc_mean, acc_std = _mean_std([r["metrics"]["accuracy"] for r in runs])
-        f1_mean, _ = _mean_std([r["metrics"]["macro_f1"] for r in runs])
-        rows.append(
-            {
-                "task": task,
-                "adapter": adapter,
-                "strategy": strategy,
-                "train_examples": n_train,
-                "seeds": sorted(r["seed"] for r in runs),
-                "accuracy_mean": acc_mean,
-                "accuracy_std": acc_std,
-                "macro_f1_mean": f1_mean,
-                "near_chance": sum(r.get("status") == "near-chance" for r in runs),
-                "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
-                "train_samples_per_s": statistics.fmean(r["throughput"]["train_samples_per_s"] or 0 for r in runs),
-                "trainable_params": runs[0]["params"]["trainable"],
-                "total_params": runs[0]["params"]["total"],
-            }
-        )
+        if r["status"] in FINISHED:
+            groups[(r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"])].append(r)
+    rows = [_row(key, runs) for key, runs in sorted(groups.items(), key=lambda kv: kv[0])]
     scratch = {(r["task"], r["adapter"], r["train_examples"]): r for r in rows if r["strategy"] == "scratch"}
     for row in rows:
         base = scratch.get((row["task"], row["adapter"], row["train_examples"]))
-        row["gain_over_scratch_pts"] = (
-            None
-            if base is None or row["strategy"] == "scratch"
-            else 100 * (row["accuracy_mean"] - base["accuracy_mean"])
-        )
+        row["gain_pts"] = row["gain_ci_pts"] = None
+        if base is not None and row["strategy"] != "scratch":
+            row["gain_pts"] = 100 * (row["accuracy_mean"] - base["accuracy_mean"])
+            ci = welch_interval(row["accuracies"], base["accuracies"])
+            row["gain_ci_pts"] = None if ci is None else (100 * ci[0], 100 * ci[1])
     return rows
 
 
-def markdown_table(records: list[dict[str, Any]]) -> str:
-    rows = summarize(records)
-    failed = [r for r in records if r.get("status") not in ("ok", "near-chance")]
-    lines = [
-        "| task | adapter | strategy | train ex. | seeds | accuracy (mean ± std) | macro-F1 | gain vs scratch (pts) "
-        "| train s | train samples/s | trainable / total params |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        gain = "—" if r["gain_over_scratch_pts"] is None else f"{r['gain_over_scratch_pts']:+.1f}"
-        flag = f" ⚠ near chance ({r['near_chance']}/{len(r['seeds'])} seeds)" if r["near_chance"] else ""
-        speed = r["train_samples_per_s"]
-        lines.append(
-            f"| {r['task']} | {r['adapter']} | {r['strategy']} | {r['train_examples']} | {len(r['seeds'])} "
-            f"| {r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f}{flag} | {r['macro_f1_mean']:.3f} | {gain} "
-            f"| {r['train_s_mean']:.1f} | {'—' if not speed or math.isnan(speed) else f'{speed:.0f}'} "
-            f"| {_millions(r['trainable_params'])} / {_millions(r['total_params'])} |"
-        )
-    for r in failed:
-        lines.append(
-            f"| {r['task']} | {r['adapter']} | {r['strategy']} | {r.get('train_examples')} | seed {r['seed']} "
-            f"| **{r['status']}** {r.get('status_detail', '')} | | | | | |"
-        )
-    return "\n".join(lines) + "\n"
+def failed_runs(records: list[dict]) -> list[dict]:
+    """The latest record of each cell and seed whose status is not one of FINISHED."""
+    return [r for r in latest_per_seed(records) if r["status"] not in FINISHED]
+
+
+# --- Markdown: the one table and the sections both documents share -------------------------------
 
 
 def _millions(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
+def _seconds(s: float) -> str:
+    return f"{s:.1f}" if s < 10 else f"{s:.0f}"
+
+
+def _fmt_gain(row: dict) -> str:
+    if row["gain_pts"] is None:
+        return "—"
+    ci = row["gain_ci_pts"]
+    if ci:
+        return f"{row['gain_pts']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+    return f"{row['gain_pts']:+.1f} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
+
+
+def _cells(r: dict, show_pipeline: bool) -> list[str]:
+    flag = f" ⚠ near chance ({r['near_chance_runs']}/{r['n_seeds']} seeds)" if r["near_chance_runs"] else ""
+    tta = ("—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s") + (
+        f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else ""
+    )
+    pipeline = "—" if r["pipeline_efficiency"] is None else f"{r['pipeline_efficiency']:.2f}"
+    return [
+        r["task"],
+        r["adapter"],
+        r["strategy"],
+        str(r["train_examples"]),
+        f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} (n={r['n_seeds']}){flag}",
+        f"{r['macro_f1_mean']:.3f}",
+        _fmt_gain(r),
+        _seconds(r["train_s_mean"]),
+        "—" if r["train_samples_per_s"] is None else f"{r['train_samples_per_s']:.0f}",
+        *([pipeline] if show_pipeline else []),
+        tta,
+        f"{_millions(r['trainable_params'])} / {_millions(r['total_params'])}",
+    ]
+
+
+def table(rows: list[dict]) -> str:
+    """THE Markdown table of aggregated rows (``aggregate``): results.md and report.md both use it.
+    A value that was not measured (samples/s, pipeline efficiency, time to target) shows as —.
+    The pipeline-efficiency column appears only where it was measured (on by default on CUDA)."""
+    show_pipeline = any(r["pipeline_efficiency"] is not None for r in rows)
+    columns = [
+        ("task", "---"),
+        ("adapter", "---"),
+        ("strategy", "---"),
+        ("train ex.", "---:"),
+        ("accuracy (mean ± std, n)", "---"),
+        ("macro-F1", "---:"),
+        ("gain vs scratch, pts [95% CI]", "---"),
+        ("train s", "---:"),
+        ("train samples/s", "---:"),
+        *([("pipeline eff.", "---:")] if show_pipeline else []),
+        ("time to target", "---:"),
+        ("trainable / total params", "---:"),
+    ]
+    lines = [[name for name, _ in columns], [align for _, align in columns]]
+    lines += [_cells(r, show_pipeline) for r in rows]
+    return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
+
+
+# a local path: absolute (POSIX, ~, Windows, UNC), ./ or ../ relative, or one word holding a separator
+_LOCAL_PATH = re.compile(r"(/|~|\.\.?([/\\]|$)|[A-Za-z]:[/\\]|\\\\)|\S*[/\\]\S*$")
+
+
+def public_source(record: dict) -> str:
+    """``data_source`` as a published report shows it: a hub source (``hf://...``) or a built-in
+    description as it is; a local folder by its name and the data's content fingerprint
+    (``config.data_fingerprint``), never the path on the machine that ran it."""
+    source = str(record.get("data_source") or "?")
+    if "://" in source or not _LOCAL_PATH.match(source):
+        return source
+    name = re.split(r"[/\\]", source.rstrip("/\\"))[-1]
+    shown = "a local folder" if name in ("", ".", "..", "~") else f"local folder {name!r}"
+    fingerprint = (record.get("config") or {}).get("data_fingerprint")
+    return shown + (f", data fingerprint {fingerprint}" if fingerprint else "")
+
+
+def task_sections(rows: list[dict], records: list[dict]) -> list[str]:
+    """Per task: heading, test split and data sources, and ``table`` of its rows."""
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        task_rows = [r for r in rows if r["task"] == task]
+        task_records = [r for r in records if r["task"] == task]
+        sources = "; ".join(sorted({public_source(r) for r in task_records}))
+        out += [
+            f"## {task} ({task_rows[0]['domain']})",
+            "",
+            f"Test split: {task_records[0].get('test_split', '?')} ({task_records[0]['test_examples']} examples); "
+            f"data: {sources}.",
+            "",
+            table(task_rows),
+        ]
+    return out
+
+
+def failed_section(records: list[dict]) -> list[str]:
+    failed = failed_runs(records)
+    if not failed:
+        return []
+    return [
+        "## Runs that did not finish",
+        "",
+        *(
+            f"- {r['task']}/{r['adapter']}/{r['strategy']}/{r['train_examples']} examples/seed {r['seed']}: "
+            f"**{r['status']}** {r.get('status_detail') or ''}".rstrip()
+            for r in failed
+        ),
+        "",
+    ]
+
+
+def skipped_section(skipped: list[str]) -> list[str]:
+    """Skipped lines, each named by folder/file:line (``Skipped.public``), never the full path."""
+    if not skipped:
+        return []
+    return [f"## Skipped lines ({len(skipped)})", "", *(f"- {getattr(s, 'public', s)}" for s in skipped), ""]
+
+
 def provenance_lines(records: list[dict[str, Any]]) -> str:
     """Where the numbers came from: versions, commits, devices, dates across the records."""
     if not records:
         return ""
-
-    def distinct(key):
-        return sorted({json.dumps(r.get(key), sort_keys=True) for r in records})
-
     commits = sorted({r.get("git_commit", "unknown") for r in records})
     devices = sorted(
         {(r.get("hardware") or {}).get("gpu") or (r.get("hardware") or {}).get("cpu", "?") for r in records}
     )
     dates = sorted(r.get("finished_at", "") for r in records)
-    version_sets = [json.loads(v) for v in distinct("versions")]
+    version_sets = [json.loads(v) for v in sorted({json.dumps(r.get("versions"), sort_keys=True) for r in records})]
     return (
         f"- runs: {len(records)}; finished {dates[0]} … {dates[-1]}\n"
         f"- git commit: {', '.join(commits)}\n"
@@ -201,9 +598,19 @@ def provenance_lines(records: list[dict[str, Any]]) -> str:
     )
 
 
+def document(title: str, rows: list[dict], records: list[dict], skipped: list[str], extra: Iterable[str] = ()) -> str:
+    """A results document: per-task tables, ``extra`` sections, failed runs, skipped lines, provenance."""
+    out = [f"# {title}", ""]
+    out += task_sections(rows, records) or ["No finished runs.", ""]
+    out += [*extra, *failed_section(records), *skipped_section(skipped)]
+    out += ["## Provenance", "", provenance_lines(records)]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
 def write_table(out_dir: str | Path) -> str:
+    """Rewrite ``out_dir/results.md`` from ``out_dir/results.jsonl`` (read leniently); returns its text."""
     out_dir = Path(out_dir)
-    records = read_records(out_dir / RESULTS_FILE)
-    text = "# transferbench results\n\n" + markdown_table(records) + "\n## Provenance\n\n" + provenance_lines(records)
+    loaded = read_results(out_dir / RESULTS_FILE)
+    text = document("transferbench results", aggregate(loaded.records), loaded.records, loaded.skipped)
     write_atomic(out_dir / TABLE_FILE, text)
     return text

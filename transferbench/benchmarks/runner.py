@@ -26,7 +26,13 @@ from transferbench.adapters.classical import ClassicalAdapter
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.device import resolve_amp, resolve_device, seed_everything
 from transferbench.benchmarks.metrics import compute_metrics
-from transferbench.benchmarks.results import RESULTS_FILE, append_record, check_results_file, read_records
+from transferbench.benchmarks.results import (
+    RESULTS_FILE,
+    append_or_keep,
+    check_results_file,
+    flush_pending,
+    read_records,
+)
 from transferbench.benchmarks.strategies import STRATEGIES, Strategy
 from transferbench.benchmarks.throughput import BenchConfig, pipeline_efficiency
 from transferbench.benchmarks.training import Budget, FitRun, TrainOutcome, predict
@@ -292,7 +298,7 @@ def execute(spec: RunSpec, data: TaskData, *, out_dir: Path | None = None, progr
     outcome.extra["run_wall_s"] = time.perf_counter() - started
     record = build_record(cell, model, outcome, preds, eval_s, len(train_split), len(val_split))
     if out_dir is not None:
-        append_record(out_dir / RESULTS_FILE, record)
+        append_or_keep(out_dir / RESULTS_FILE, record)
         if cell.checkpoint is not None:
             cell.checkpoint.unlink(missing_ok=True)
     return record
@@ -483,6 +489,9 @@ def run_all(
     for spec in specs:
         validate_spec(spec)
     check_results_file(out_dir / RESULTS_FILE)
+    kept = flush_pending(out_dir / RESULTS_FILE)
+    if kept:
+        log(f"added {kept} finished records that an earlier run could not write to {out_dir / RESULTS_FILE}")
     cache: dict[tuple, TaskData] = {}
     done = finished_ids(out_dir) if resume else set()
     records = []

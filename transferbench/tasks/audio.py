@@ -10,6 +10,7 @@ and passes an ``attention_mask`` marking real samples.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -28,6 +29,7 @@ from transferbench.tasks.base import (
     builtin_task_data,
     check_data_dir,
     register_task,
+    task_data,
 )
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import class_names_of, load_hub_split
@@ -208,16 +210,7 @@ def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
     train_labels, test_labels = [config.map_label(x) for x in train_labels], [config.map_label(x) for x in test_labels]
     train_y, test_y, names = _ids(train_labels, test_labels, source)
     notes = stats.notes(rate) + ([config.test_note] if config.test_note else [])
-    return TaskData(
-        config.name,
-        "audio",
-        names,
-        Split(train_waves, train_y),
-        Split(test_waves, test_y),
-        source=source,
-        test_split=config.test_split,
-        notes=notes,
-    )
+    return task_data(config, names, (train_waves, train_y), (test_waves, test_y), source, notes)
 
 
 class AudioPipeline(Pipeline):
@@ -261,6 +254,7 @@ class AudioDomain(Domain):
     """Clips decoded once with soundfile at the model's rate; cropped/padded per batch."""
 
     name = "audio"
+    reference_task = "speech-commands"
     run_options = ("duration",)
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
@@ -306,7 +300,7 @@ class AudioDomain(Domain):
 register_domain(AudioDomain())
 
 
-register_task(
+FSDD_DIGITS = register_task(
     TaskConfig(
         name="fsdd-digits",
         domain="audio",
@@ -319,17 +313,14 @@ register_task(
     )
 )
 register_task(
-    TaskConfig(
+    dataclasses.replace(
+        FSDD_DIGITS,
         name="fsdd-speakers",
-        domain="audio",
-        loader="dir",
-        test_split="test",
-        target_accuracy=0.9,
         description="Free Spoken Digit Dataset, who is speaking (6 speakers); same layout and split as fsdd-digits",
         label_from_filename=1,
     )
 )
-register_task(
+SPEECH_COMMANDS = register_task(
     TaskConfig(
         name="speech-commands",
         domain="audio",
@@ -349,18 +340,10 @@ SPEECH_COMMANDS_10 = ("yes", "no", "up", "down", "left", "right", "on", "off", "
 
 
 register_task(
-    TaskConfig(
+    dataclasses.replace(
+        SPEECH_COMMANDS,
         name="speech-commands-12",
-        domain="audio",
-        loader="hub-or-dir",
-        hub_path="google/speech_commands",
-        hub_config="v0.02",
-        input_column="audio",
-        label_column="label",
-        test_split="test",
-        target_accuracy=0.8,
         description="Speech Commands v2, 12-class protocol: 10 words + _silence_ + _unknown_ (all other words)",
-        duration_s=1.0,
         keep_labels=(*SPEECH_COMMANDS_10, "_silence_"),
     )
 )

@@ -185,18 +185,32 @@ def check_classes(data: TaskData) -> None:
         )
 
 
-def builtin_task_data(config: TaskConfig) -> TaskData:
-    """A builtin data set, decoded: the same in every domain."""
-    x_train, y_train, x_test, y_test, names = BUILTIN_DATA.get(config.builtin or config.name)()
+def task_data(
+    config: TaskConfig,
+    names: list[str],
+    train: tuple[Any, np.ndarray],
+    test: tuple[Any, np.ndarray],
+    source: str,
+    notes: list[str] | None = None,
+    test_split: str | None = None,
+) -> TaskData:
+    """A task's decoded data from (inputs, labels) pairs, as every domain's loader returns it."""
     return TaskData(
         config.name,
         config.domain,
         names,
-        Split(x_train, y_train),
-        Split(x_test, y_test),
-        source=config.source_note or "builtin",
-        test_split=config.test_split,
+        Split(*train),
+        Split(*test),
+        source,
+        test_split or config.test_split,
+        notes or [],
     )
+
+
+def builtin_task_data(config: TaskConfig) -> TaskData:
+    """A builtin data set, decoded: the same in every domain."""
+    x_train, y_train, x_test, y_test, names = BUILTIN_DATA.get(config.builtin or config.name)()
+    return task_data(config, names, (x_train, y_train), (x_test, y_test), source=config.source_note or "builtin")
 
 
 def resolve_task(name: str, data_dir: str | None) -> TaskConfig:

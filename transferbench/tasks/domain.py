@@ -25,6 +25,8 @@ class Domain(ABC):
     name: str = ""
     # RunSpec fields that only this domain reads; set on another domain's run, they are an error
     run_options: tuple[str, ...] = ()
+    # the task a hub-pretrained model of this domain is first compared on (the report's "not run here")
+    reference_task: str | None = None
 
     @abstractmethod
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:

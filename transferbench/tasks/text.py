@@ -17,7 +17,7 @@ import torch
 
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Tokenizes
-from transferbench.tasks.base import Split, TaskConfig, TaskData, builtin_task_data, register_task
+from transferbench.tasks.base import Split, TaskConfig, TaskData, builtin_task_data, register_task, task_data
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
 from transferbench.tasks.pipeline import Pipeline
@@ -161,16 +161,7 @@ def load_text(
     ]
     if config.test_note:
         notes.append(config.test_note)
-    return TaskData(
-        config.name,
-        "text",
-        names,
-        Split(train_texts, train_y),
-        Split(test_texts, test_y),
-        source=source,
-        test_split=test_split,
-        notes=notes,
-    )
+    return task_data(config, names, (train_texts, train_y), (test_texts, test_y), source, notes, test_split=test_split)
 
 
 class TextPipeline(Pipeline):
@@ -214,6 +205,7 @@ class TextDomain(Domain):
     """Texts kept as strings, tokenised per run by the model's own tokenizer."""
 
     name = "text"
+    reference_task = "sst2"
     run_options = ("text_column", "label_column")
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:

@@ -29,6 +29,7 @@ from transferbench.tasks.base import (
     check_data_dir,
     register_task,
     stratified_split,
+    task_data,
 )
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
@@ -157,16 +158,7 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
         raise DataError(
             f"{source}: train images are {tuple(train_x.shape[2:])} but test images {tuple(test_x.shape[2:])}"
         )
-    return TaskData(
-        config.name,
-        "vision",
-        class_names,
-        Split(train_x, train_y),
-        Split(test_x, test_y),
-        source=source,
-        test_split=config.test_split,
-        notes=notes,
-    )
+    return task_data(config, class_names, (train_x, train_y), (test_x, test_y), source, notes)
 
 
 class VisionPipeline(Pipeline):
@@ -228,6 +220,7 @@ class VisionDomain(Domain):
     """Images decoded once to one uint8 tensor; augmented, resized and normalised per batch."""
 
     name = "vision"
+    reference_task = "cifar10"
     run_options = ("image_size",)
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
