@@ -13,6 +13,17 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check uv
 fi
 UV="$(command -v uv || echo "python3 -m uv")"
+# tox 4.67, run without tox.ini's `venv_redirect = false`, leaves a PEP-832 redirect FILE named .venv
+# (one line: the path of a tox env). It is not ours to keep, and a virtualenv cannot be made over it.
+if [[ -f "$VENV" ]]; then
+  if [[ "$(wc -l < "$VENV")" -le 1 ]] && grep -q '\.tox' "$VENV"; then
+    echo "setup-env: removing $VENV, a tox redirect file (-> $(cat "$VENV")), to create the virtualenv there" >&2
+    rm -f "$VENV"
+  else
+    echo "setup-env: $VENV is a file, not a virtualenv; move it away or set TRANSFERBENCH_VENV" >&2
+    exit 1
+  fi
+fi
 [[ -x "$VENV/bin/python" ]] || $UV venv --quiet --python "$(command -v python3)" "$VENV"
 # uv ignores pip's config, so the constraints file is what pins torch to the tested build.
 VIRTUAL_ENV="$VENV" $UV pip install --quiet -c requirements/constraints.txt -e ".[test]"

@@ -1,4 +1,14 @@
-"""Shared fixtures. Tests never touch the network: the hub is forced offline."""
+"""Shared fixtures. Tests never touch the network: the hub is forced offline.
+
+Two kinds of data:
+
+- generated stand-ins (``cifar10_like``, ``sst2_like``, ``fsdd_like``, ``small_imagefolder``), written at
+  test time by tests/fixtures/data.py in the layouts of ../shared/data. Every test of how data is read
+  uses these, so a plain clone runs them.
+- the real datasets in ../shared/data (``shared(name)``), only for the slow tests that assert accuracy
+  floors, which mean nothing on synthetic data. Without them those tests skip and say why; with
+  TRANSFERBENCH_REQUIRE_SHARED=1 (CI) they fail instead, so they cannot be skipped silently.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixtures.data import make_cifar10_like, make_fsdd_like, make_sst2_like
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -17,16 +28,41 @@ SHARED_DATA = Path(os.environ.get("TRANSFERBENCH_SHARED_DATA", REPO.parent / "sh
 
 
 def shared(name: str) -> Path:
+    """The real dataset ``name`` from ../shared/data (or $TRANSFERBENCH_SHARED_DATA); skips when absent."""
     path = SHARED_DATA / name
     if not path.exists():
-        pytest.skip(f"fixture data {path} not present (set TRANSFERBENCH_SHARED_DATA)")
+        why = (
+            f"needs the real {name} data at {path}: this test asserts accuracy on real data, which synthetic "
+            "fixtures cannot stand in for (get ../shared/data, see its README, or set TRANSFERBENCH_SHARED_DATA)"
+        )
+        if os.environ.get("TRANSFERBENCH_REQUIRE_SHARED") == "1":
+            pytest.fail(f"TRANSFERBENCH_REQUIRE_SHARED=1 but it {why}")
+        pytest.skip(why)
     return path
 
 
+@pytest.fixture(scope="session")
+def cifar10_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CIFAR-10 layout, ``{train,test}/<class>/NNNN.png`` (10 classes, 12 train / 4 test each). Read-only."""
+    return make_cifar10_like(tmp_path_factory.mktemp("cifar10-like"))
+
+
+@pytest.fixture(scope="session")
+def sst2_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SST-2 layout, ``train.csv`` (4000 rows, 1853/2147) + ``validation.csv`` (872 rows, 428/444). Read-only."""
+    return make_sst2_like(tmp_path_factory.mktemp("sst2-like"))
+
+
+@pytest.fixture(scope="session")
+def fsdd_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FSDD layout, ``{train,test}/<digit>/<digit>_<speaker>_<index>.wav``, 8 kHz, 6 speakers. Read-only."""
+    return make_fsdd_like(tmp_path_factory.mktemp("fsdd-like"))
+
+
 @pytest.fixture
-def small_imagefolder(tmp_path: Path) -> Path:
-    """A copy of a few CIFAR-10 fixture images per class for 3 classes, imagefolder layout."""
-    src = shared("cifar10")
+def small_imagefolder(tmp_path: Path, cifar10_like: Path) -> Path:
+    """A copy of a few CIFAR-10-like images per class for 3 classes, imagefolder layout (safe to modify)."""
+    src = cifar10_like
     root = tmp_path / "imgs"
     for split, n in (("train", 12), ("test", 4)):
         for cls in ("airplane", "cat", "ship"):

@@ -118,3 +118,10 @@ def test_spec_that_disagrees_with_its_model_fails_the_contract(tmp_path):
         check_spec_agrees(dataclasses.replace(spec, sample_rate=8000), tmp_path)
     with pytest.raises(ContractError, match="domain of spec"):
         check_spec_agrees(dataclasses.replace(spec, domain="text"), tmp_path)
+
+
+def test_tiny_speech_models_are_written_at_the_audio_adapters_rate():
+    from transferbench import testing
+    from transferbench.adapters import audio
+
+    assert testing.SPEECH_RATE == audio.RATE

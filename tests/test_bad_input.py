@@ -5,6 +5,7 @@ existing results file untouched. Add new cases to CASES."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 import shutil
@@ -13,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from test_report import rec
 
 from transferbench.benchmarks.cli import main
 
-SEED_LINE = '{"task": "earlier", "status": "ok", "seed": 0}\n'
+# an earlier run's record: every case must leave it untouched
+SEED_LINE = json.dumps(rec("scratch", 0, 0.5, task="earlier")) + "\n"
 
 
 class _Evil:
@@ -291,8 +294,8 @@ CASES = [
         "--batch-size must be a positive integer",
     ),
     ("batch-larger-than-data", [*DIGITS, "--batch-size", "512"], None, None, "larger than the"),
-    ("zero-lr", [*DIGITS, "--lr", "0"], None, None, "--lr must be a positive number"),
-    ("negative-lr", [*DIGITS, "--lr", "-0.1"], None, None, "--lr must be a positive number"),
+    ("zero-lr", [*DIGITS, "--lr", "0"], None, None, "--lr must be a finite number above 0"),
+    ("negative-lr", [*DIGITS, "--lr", "-0.1"], None, None, "--lr must be a finite number above 0"),
     ("seeds-not-integers", [*DIGITS, "--seeds", "a,b"], None, None, "--seeds 'a,b' is not valid"),
     ("seeds-duplicated", [*DIGITS, "--seeds", "1,1"], None, None, "distinct non-negative"),
     ("tiny-image-size", [*DIGITS, "--image-size", "2"], None, None, "--image-size must be at least"),
@@ -347,7 +350,13 @@ CASES = [
         None,
         "runs with --strategy scratch only",
     ),
-    ("text-option-on-vision", [*DIGITS, "--max-length", "32"], None, None, "--max-length applies to text adapters"),
+    (
+        "text-option-on-vision",
+        [*DIGITS, "--max-length", "32"],
+        None,
+        None,
+        "--max-length does not apply to adapter 'efficientnet-lite0'",
+    ),
     ("zero-max-length", [*TEXT, "--max-length", "0"], None, None, "--max-length must be a positive integer"),
     (
         "model-path-not-a-model",
@@ -379,9 +388,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("argv", "breakage", "weights", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected, tmp_path, capsys):
-    from conftest import shared
-
+def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected, tmp_path, capsys, cifar10_like):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.jsonl").write_text(SEED_LINE)
@@ -389,7 +396,7 @@ def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected
     a_file.write_text("x")
     data = tmp_path / "data"
     if any("{data}" in a for a in argv):
-        _imagefolder(data, shared("cifar10"))
+        _imagefolder(data, cifar10_like)
         if breakage:
             _break(breakage, data)
     audio_dir = tmp_path / "audio"

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import shared
 
 from transferbench.errors import DataError
 from transferbench.tasks import TASKS, load_task
@@ -15,9 +14,9 @@ from transferbench.tasks.base import Split
 
 
 @pytest.fixture
-def small_fsdd(tmp_path):
+def small_fsdd(tmp_path, fsdd_like):
     """Two digits x the first recordings of each speaker, in the fixture's layout."""
-    src = shared("fsdd")
+    src = fsdd_like
     root = tmp_path / "fsdd"
     for split, per in (("train", 3), ("test", 1)):
         for digit in ("3", "7"):
@@ -155,7 +154,7 @@ def test_esc50_other_folds_and_cross_validation_flag(tmp_path, capsys):
     specs, _, _ = _specs_from_args(args)
     assert [s.test_fold for s in specs] == [1, 2, 3, 4, 5]
     config = task_config(RunSpec(task="esc50", adapter="logmel-cnn", strategy="scratch", test_fold=2))
-    assert config.options["test_fold"] == 2 and "fold 2 is held out" in config.test_note
+    assert config.folds.test_fold == 2 and "fold 2 is held out" in config.test_note
 
 
 def test_cmvn_normalises_each_clip_and_band_over_its_real_frames():

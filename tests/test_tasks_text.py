@@ -5,22 +5,21 @@ import contextlib
 import numpy as np
 import pytest
 import torch
-from conftest import shared
 
 from transferbench.adapters import ADAPTERS
-from transferbench.adapters.text import _tiny_bert
 from transferbench.errors import DataError, WeightsError
 from transferbench.tasks import TASKS, load_task
 from transferbench.tasks.base import Split
 from transferbench.tasks.text import TextPipeline
+from transferbench.testing import tiny_bert
 
 
 def _csv(path, header, rows):
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
 
 
-def test_sst2_fixture_loads_with_validation_as_test():
-    data = load_task(TASKS.get("sst2"), str(shared("sst2")))
+def test_sst2_fixture_loads_with_validation_as_test(sst2_like):
+    data = load_task(TASKS.get("sst2"), str(sst2_like))
     assert (len(data.train), len(data.test)) == (4000, 872)
     assert data.class_names == ["negative", "positive"]
     assert np.bincount(data.test.labels).tolist() == [428, 444]
@@ -76,7 +75,7 @@ def test_sst2_labels_must_be_0_or_1(tmp_path):
 
 
 def test_pipeline_pads_per_batch_buckets_by_length_and_keeps_order(tmp_path):
-    model = ADAPTERS.get("minilm-l6").create(num_classes=2, pretrained=True, **_tiny_bert(tmp_path))
+    model = ADAPTERS.get("minilm-l6").create(num_classes=2, pretrained=True, **tiny_bert(tmp_path))
     texts = ["good " * n for n in (1, 9, 2, 8, 3, 7, 4, 6)]
     pipe = TextPipeline(Split(texts, np.arange(8) % 2), model, device=torch.device("cpu"))
     eval_batches = list(pipe.batches(4, shuffle=False))
@@ -91,13 +90,13 @@ def test_pipeline_pads_per_batch_buckets_by_length_and_keeps_order(tmp_path):
 
 def test_truncation_to_max_length(tmp_path):
     model = ADAPTERS.get("bert-base-uncased").create(
-        num_classes=2, pretrained=True, max_length=5, **_tiny_bert(tmp_path)
+        num_classes=2, pretrained=True, max_length=5, **tiny_bert(tmp_path)
     )
     assert max(len(ids) for ids in model.encode(["good " * 20, "bad"])) == 5
 
 
 def test_remote_code_is_not_run_unless_asked(tmp_path):
-    tiny = _tiny_bert(tmp_path)["model_path"]
+    tiny = tiny_bert(tmp_path)["model_path"]
     import json
     from pathlib import Path
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from transferbench.adapters.base import Preprocessing
 from transferbench.errors import DataError, UserError
+from transferbench.inputs import Preprocessing
 from transferbench.tasks import TASKS, load_task, resolve_task
 from transferbench.tasks.base import Split, stratified_split, subsample
 from transferbench.tasks.vision import VisionPipeline

@@ -6,9 +6,8 @@ Each factory takes a work dir and returns the adapter options that point at the 
 (``{"model_path": ...}``); registry entries name theirs as ``AdapterSpec.tiny``. A factory writes
 its folder once per work dir and seeds torch itself, so the tiny weights are the same every time.
 
-This module imports nothing from ``transferbench.adapters`` at module level: the adapters import
-it to name their factories, and the reverse would be a cycle. transformers (and the audio
-adapters' sample rate) are imported only when a factory runs.
+This module imports nothing from ``transferbench.adapters``: the adapters import it to name their
+factories, and the reverse would be a cycle. transformers is imported only when a factory runs.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+SPEECH_RATE = 16_000  # what the speech encoders take (adapters.audio.RATE; a test checks they agree)
 
 
 def tiny_bert(workdir: Path) -> dict[str, Any]:
@@ -71,8 +72,6 @@ def tiny_speech_encoder(kind: str, workdir: Path) -> dict[str, Any]:
     and reloaded through from_pretrained."""
     from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    from transferbench.adapters.audio import RATE  # here, not at module level: audio imports this module
-
     path = Path(workdir) / f"tiny-{kind}"
     if not (path / "config.json").exists():
         config_cls, model_cls = (Wav2Vec2Config, Wav2Vec2Model) if kind == "wav2vec2" else (HubertConfig, HubertModel)
@@ -90,7 +89,7 @@ def tiny_speech_encoder(kind: str, workdir: Path) -> dict[str, Any]:
         )
         torch.manual_seed(0)
         model_cls(config).save_pretrained(path)
-        Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True).save_pretrained(path)
+        Wav2Vec2FeatureExtractor(sampling_rate=SPEECH_RATE, do_normalize=True).save_pretrained(path)
     return {"model_path": str(path)}
 
 
