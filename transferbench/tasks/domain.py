@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from transferbench.errors import UserError
+from transferbench.errors import DataError, UserError
 from transferbench.registry import Registry
-from transferbench.tasks.base import Split, TaskConfig, TaskData, check_classes
+from transferbench.tasks.base import TASK_FILES, Split, TaskConfig, TaskData, check_classes
 from transferbench.tasks.pipeline import Pipeline
 
 
@@ -90,6 +90,20 @@ def check_run_options(domain: Domain, options: dict[str, Any]) -> None:
 
 def load_task(config: TaskConfig, data_dir: str | None, **settings: Any) -> TaskData:
     """Load and decode a task through its domain (``settings``: e.g. ``image_size``, ``sample_rate``)."""
-    data = DOMAINS.get(config.domain).load(config, data_dir, settings)
+    try:
+        data = DOMAINS.get(config.domain).load(config, data_dir, settings)
+    except DataError as exc:
+        raise _in_task_file(config, exc) from None
     check_classes(data)
     return data
+
+
+def _in_task_file(config: TaskConfig, error: DataError) -> DataError:
+    """A column the data lacks, for a task read from a file: name the file, line and key."""
+    if config.name not in TASK_FILES:
+        return error
+    path, lines = TASK_FILES[config.name]
+    for key in ("input_column", "label_column"):
+        if f"no column {getattr(config, key)!r}" in str(error) and key in lines:
+            return DataError(f"{path}:{lines[key]}: {key}: {error}")
+    return error

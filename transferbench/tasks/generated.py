@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from transferbench.tasks.base import BUILTIN_DATA, TaskConfig, register_task, stratified_split
+from transferbench.tasks.base import BUILTIN_DATA, stratified_split
 
 LIBRARIES = {
     "numpy": ("numpy", "numpy.linalg", "numpy.fft", "numpy.polynomial.polynomial", "numpy.ma"),
@@ -143,31 +143,3 @@ def synthetic_vowels(per_class: int = 120) -> tuple[list, np.ndarray, list, np.n
     y = np.array(labels, dtype=np.int64)
     train, test = stratified_split(y, 1 / 3, seed=0)
     return [waves[i] for i in train], y[train], [waves[i] for i in test], y[test], list(VOWELS)
-
-
-register_task(
-    TaskConfig(
-        name="docstrings",
-        domain="text",
-        loader="builtin",
-        builtin="docstrings",
-        target_accuracy=0.8,
-        description="generated offline: which library (numpy, torch, scikit-learn, stdlib) a real docstring "
-        "paragraph documents; 600 texts",
-        source_note="generated: docstrings of the installed numpy/torch/scikit-learn/stdlib",
-    )
-)
-register_task(
-    TaskConfig(
-        name="synthetic-vowels",
-        domain="audio",
-        loader="builtin",
-        builtin="synthetic-vowels",
-        target_accuracy=0.8,
-        description="generated offline: 5 vowels from a source-filter synthesiser with random pitch, vocal-tract "
-        "length and noise; 600 clips at 16 kHz (speech-like, not speech)",
-        source_note="generated: formant-synthesised vowels (Peterson & Barney 1952 formants)",
-        duration_s=0.8,
-        sample_rate=RATE,
-    )
-)

@@ -17,7 +17,7 @@ import torch
 
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Tokenizes
-from transferbench.tasks.base import Split, TaskConfig, TaskData, builtin_task_data, register_task, task_data
+from transferbench.tasks.base import Split, TaskConfig, TaskData, builtin_task_data, task_data
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
 from transferbench.tasks.pipeline import Pipeline
@@ -240,34 +240,3 @@ class TextDomain(Domain):
 
 
 register_domain(TextDomain())
-
-
-register_task(
-    TaskConfig(
-        name="sst2",
-        domain="text",
-        loader="hub-or-dir",
-        hub_path="stanfordnlp/sst2",
-        input_column="sentence",
-        label_column="label",
-        test_split="validation",
-        target_accuracy=0.8,
-        description="SST-2 binary sentiment (hub stanfordnlp/sst2, or --data-dir with train.csv + validation.csv)",
-        test_note="GLUE SST-2 test labels are hidden upstream: the validation split is reported as test",
-        class_names=("negative", "positive"),
-    ),
-    aliases=("sst-2", "glue-sst2"),
-)
-
-register_task(
-    TaskConfig(
-        name="csv",
-        domain="text",
-        loader="dir",
-        input_column="text",
-        label_column="label",
-        description="any text classification CSV: --data-dir with train.csv and test.csv (or validation.csv); "
-        "--text-column/--label-column name the columns; string labels are mapped to ids",
-    ),
-    aliases=("text-csv",),
-)

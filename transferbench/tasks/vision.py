@@ -27,7 +27,6 @@ from transferbench.tasks.base import (
     TaskData,
     builtin_task_data,
     check_data_dir,
-    register_task,
     stratified_split,
     task_data,
 )
@@ -256,7 +255,6 @@ class VisionDomain(Domain):
 register_domain(VisionDomain())
 
 # --- registered vision tasks ---------------------------------------------------------------------
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 @BUILTIN_DATA.register("digits")
@@ -277,41 +275,3 @@ def sklearn_digits() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray
         labels[test_idx],
         [str(d) for d in range(10)],
     )
-
-
-register_task(
-    TaskConfig(
-        name="cifar10",
-        domain="vision",
-        loader="hub-or-dir",
-        hub_path="uoft-cs/cifar10",
-        input_column="img",
-        description="CIFAR-10, 10 classes of 32x32 photos (hub uoft-cs/cifar10, or --data-dir in imagefolder layout)",
-        target_accuracy=0.7,
-    ),
-    aliases=("cifar-10",),
-)
-
-register_task(
-    TaskConfig(
-        name="imagefolder",
-        domain="vision",
-        loader="dir",
-        description="any image classification folder: --data-dir DIR with train/<class>/* and test/<class>/*",
-    )
-)
-
-register_task(
-    TaskConfig(
-        name="digits",
-        domain="vision",
-        loader="builtin",
-        flip_augment=False,
-        image_size=64,
-        target_accuracy=0.9,
-        description="handwritten digits 0-9, 8x8 scans bundled with scikit-learn (1198 train / 599 test); offline",
-        builtin="digits",
-        source_note="sklearn.datasets.load_digits (UCI optdigits)",
-    ),
-    aliases=("sklearn-digits",),
-)

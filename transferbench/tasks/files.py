@@ -1,0 +1,68 @@
+"""Tasks as YAML files: one file is one ``TaskConfig`` (the built-in tasks are such files, in
+``transferbench/tasks/configs/``, so users read them as examples). ``--task FILE`` registers one,
+``--include-path DIR`` every ``*.yaml``/``*.yml`` in a folder, like lm-evaluation-harness's.
+
+Every problem is one line ``file:line: key: what was expected``, found when the file is read (keys,
+types, domain, loader, builtin data set) or, for columns that the data does not have, when the
+task's data loads (``domain.load_task`` looks the key up in ``TASK_FILES``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transferbench.configfile import read_mapping, to_dataclass
+from transferbench.errors import UserError
+from transferbench.tasks.base import BUILTIN_DATA, TASK_FILES, TASKS, TaskConfig
+from transferbench.tasks.domain import DOMAINS
+
+LOADERS = ("hub-or-dir", "dir", "builtin")
+REQUIRED = ("name", "domain", "description", "loader")
+PACKAGE_TASKS = Path(__file__).parent / "configs"
+
+
+
+def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...]]:
+    """A task file as a TaskConfig (and the task's aliases), checked against the registries it names."""
+    located = read_mapping(path, "task file")
+    aliases = located.data.pop("aliases", [])
+    if not (isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)):
+        raise located.error("aliases", f"expected a list of names, got {aliases!r}")
+    config: TaskConfig = to_dataclass(located, TaskConfig, required=REQUIRED)
+    if config.domain not in DOMAINS:
+        raise located.error("domain", f"unknown domain {config.domain!r}; valid: {', '.join(DOMAINS.names())}")
+    if config.loader not in LOADERS:
+        raise located.error("loader", f"expected one of {', '.join(LOADERS)}, got {config.loader!r}")
+    if config.loader == "builtin" and (config.builtin or config.name) not in BUILTIN_DATA:
+        raise located.error("builtin", f"no builtin data set {config.builtin!r}; valid: {', '.join(BUILTIN_DATA)}")
+    if config.loader == "hub-or-dir" and not config.hub_path:
+        raise located.error("hub_path", "a hub-or-dir task needs the hub dataset id (or loader: dir)")
+    TASK_FILES[config.name] = (str(located.path), dict(located.lines))
+    return config, tuple(aliases)
+
+
+def register_task_file(path: str | Path) -> TaskConfig:
+    config, aliases = read_task_file(path)
+    if config.name in TASKS:
+        path, lines = TASK_FILES[config.name]
+        raise UserError(f"{path}:{lines.get('name', 1)}: name: task {config.name!r} is already registered")
+    TASKS.add(config.name, config, aliases=aliases)
+    return config
+
+
+def include_path(directory: str | Path) -> list[str]:
+    """Register every task file in ``directory``; the names registered."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise UserError(f"--include-path {root}: not a directory")
+    files = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+    if not files:
+        raise UserError(f"--include-path {root}: no task files (*.yaml, *.yml)")
+    return [register_task_file(f).name for f in files]
+
+
+def register_package_tasks() -> None:
+    """The built-in tasks: the files in transferbench/tasks/configs/."""
+    for path in sorted(PACKAGE_TASKS.glob("*.yaml")):
+        config = register_task_file(path)
+        TASK_FILES.pop(config.name)  # errors about built-in tasks name the data, not our file
