@@ -422,6 +422,7 @@ def build_record(
         "test_examples": len(data.test),
         "test_split": data.test_split,
         "data_source": data.source,
+        "data_layout": data.layout,
         "data_notes": data.notes,
         "inputs": DOMAINS.get(data.domain).input_notes(data, input_settings(spec, cell.config, data)),
         "class_names": data.class_names,

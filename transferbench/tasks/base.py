@@ -94,6 +94,7 @@ class TaskData:
     source: str  # where the data came from: hub id, folder, or package
     test_split: str
     notes: list[str] = field(default_factory=list)
+    layout: str = "builtin"  # what was read: hub | hub-copy | imagefolder | csv | audiofolder | fold-metadata
 
     @property
     def num_classes(self) -> int:
@@ -113,6 +114,7 @@ class TaskData:
         return digest.hexdigest()[:16]
 
 
+HUB_COPY_EXPECTED = "or a local copy of a hub dataset (parquet/arrow files with a README.md dataset card)"
 TASKS: Registry[TaskConfig] = Registry("task")
 # tasks read from a user's file: name -> (file, line of each key), so a problem found only when the
 # data loads (a column it lacks) still names the file, line and key
@@ -167,6 +169,7 @@ def check_data_dir(data_dir: str | Path, splits: tuple[str, ...]) -> Path:
         raise DataError(
             f"--data-dir {path}: no {'/'.join(missing)}/ folder; expected "
             + " and ".join(f"{s}/<class>/<files>" for s in splits)
+            + f", {HUB_COPY_EXPECTED}"
         )
     return path
 
@@ -196,18 +199,11 @@ def task_data(
     source: str,
     notes: list[str] | None = None,
     test_split: str | None = None,
+    layout: str = "builtin",
 ) -> TaskData:
     """A task's decoded data from (inputs, labels) pairs, as every domain's loader returns it."""
-    return TaskData(
-        config.name,
-        config.domain,
-        names,
-        Split(*train),
-        Split(*test),
-        source,
-        test_split or config.test_split,
-        notes or [],
-    )
+    split = test_split or config.test_split
+    return TaskData(config.name, config.domain, names, Split(*train), Split(*test), source, split, notes or [], layout)
 
 
 def builtin_task_data(config: TaskConfig) -> TaskData:

@@ -21,7 +21,6 @@ REQUIRED = ("name", "domain", "description", "loader")
 PACKAGE_TASKS = Path(__file__).parent / "configs"
 
 
-
 def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...]]:
     """A task file as a TaskConfig (and the task's aliases), checked against the registries it names."""
     located = read_mapping(path, "task file")

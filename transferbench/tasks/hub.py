@@ -3,11 +3,14 @@ files (imagefolder, csv, audiofolder) for everyone else. Both go through ``load_
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from transferbench.errors import DataError
+from transferbench.tasks.base import TaskConfig
 
 _show_hub_progress = True
 
@@ -29,6 +32,33 @@ def _progress_bars(show: bool) -> Iterator[None]:
         yield
     finally:
         (hf_tqdm.disable_progress_bars if was_disabled else hf_tqdm.enable_progress_bars)()
+
+
+def is_hub_copy(data_dir: str | Path) -> bool:
+    """A folder as ``huggingface-cli download --repo-type dataset NAME --local-dir DIR`` leaves it:
+    a dataset card declaring configs/features, or parquet/arrow data files."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        return False
+    card = root / "README.md"
+    if card.is_file() and card.read_text(encoding="utf-8", errors="replace").startswith("---"):
+        head = card.read_text(encoding="utf-8", errors="replace").split("---")[1]
+        if "configs:" in head or "dataset_info:" in head:
+            return True
+    return any(root.glob("*.parquet")) or any(root.glob("*/*.parquet")) or any(root.glob("*/*.arrow"))
+
+
+def as_hub_copy(config: TaskConfig, data_dir: str | None) -> TaskConfig | None:
+    """The task read through its hub code path from a local copy of the hub dataset, if
+    ``data_dir`` is one (the same builder and column checks as the hub, not a second loader)."""
+    if not data_dir or not is_hub_copy(data_dir):
+        return None
+    return dataclasses.replace(config, hub_path=str(Path(data_dir)))
+
+
+def hub_source(config: TaskConfig) -> str:
+    """Where hub data came from: ``hf://id``, or the local copy's folder."""
+    return config.hub_path if Path(config.hub_path or "").is_dir() else f"hf://{config.hub_path}"
 
 
 def load_hub_split(hub_path: str, config: str | None, split: str, columns: tuple[str, ...]) -> Any:

@@ -17,9 +17,9 @@ import torch
 
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Tokenizes
-from transferbench.tasks.base import Split, TaskConfig, TaskData, builtin_task_data, task_data
+from transferbench.tasks.base import HUB_COPY_EXPECTED, Split, TaskConfig, TaskData, builtin_task_data, task_data
 from transferbench.tasks.domain import Domain, register_domain
-from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
+from transferbench.tasks.hub import as_hub_copy, check_columns, class_names_of, hub_source, load_hub_split, load_local
 from transferbench.tasks.pipeline import Pipeline
 
 
@@ -48,7 +48,9 @@ def _find_csv(root: Path, names: tuple[str, ...], role: str) -> Path:
     for name in names:
         if (root / name).is_file():
             return root / name
-    raise DataError(f"--data-dir {root}: no {' or '.join(names)} ({role} split; columns e.g. sentence,label)")
+    raise DataError(
+        f"--data-dir {root}: no {' or '.join(names)} ({role} split; columns e.g. sentence,label), {HUB_COPY_EXPECTED}"
+    )
 
 
 def _rows(ds: Any, text_col: str, label_col: str, where: str) -> tuple[list[str], list[Any], int]:
@@ -114,6 +116,10 @@ def load_text(
     label_col = label_column or config.label_column
     if config.builtin is not None and not data_dir:
         return builtin_task_data(config)
+    copy = as_hub_copy(config, data_dir)
+    if copy is not None:  # a local copy of a hub dataset: the hub code path
+        config, data_dir = copy, None
+    layout = "csv" if data_dir else ("hub-copy" if copy else "hub")
     if data_dir:
         root = Path(data_dir)
         if not root.is_dir():
@@ -139,11 +145,8 @@ def load_text(
             load_hub_split(config.hub_path, config.hub_config, s, (text_col, label_col))
             for s in (config.train_split, config.test_split)
         )
-        where = {
-            "train": f"hf://{config.hub_path} [{config.train_split}]",
-            "test": f"hf://{config.hub_path} [{config.test_split}]",
-        }
-        source, test_split = f"hf://{config.hub_path}", config.test_split
+        source, test_split = hub_source(config), config.test_split
+        where = {"train": f"{source} [{config.train_split}]", "test": f"{source} [{config.test_split}]"}
     for ds_split, role in zip(splits, ("train", "test"), strict=True):
         check_columns(ds_split, (text_col, label_col), where[role])
     train_texts, train_raw, empty_train = _rows(splits[0], text_col, label_col, where["train"])
@@ -161,7 +164,9 @@ def load_text(
     ]
     if config.test_note:
         notes.append(config.test_note)
-    return task_data(config, names, (train_texts, train_y), (test_texts, test_y), source, notes, test_split=test_split)
+    return task_data(
+        config, names, (train_texts, train_y), (test_texts, test_y), source, notes, test_split=test_split, layout=layout
+    )
 
 
 class TextPipeline(Pipeline):

@@ -31,7 +31,14 @@ from transferbench.tasks.base import (
     task_data,
 )
 from transferbench.tasks.domain import Domain, register_domain
-from transferbench.tasks.hub import check_columns, class_names_of, load_hub_split, load_local
+from transferbench.tasks.hub import (
+    as_hub_copy,
+    check_columns,
+    class_names_of,
+    hub_source,
+    load_hub_split,
+    load_local,
+)
 from transferbench.tasks.pipeline import Pipeline
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -112,38 +119,46 @@ def _scan_imagefolder(root: Path, split: str) -> tuple[list[str], int]:
     return classes, ignored
 
 
+def _imagefolder_splits(config: TaskConfig, data_dir: str, notes: list[str]) -> tuple[dict, TaskConfig, str]:
+    """train/test datasets of a local ``train/<class>/*`` + ``test/<class>/*`` folder, checked first."""
+    root = check_data_dir(data_dir, (config.train_split, config.test_split))
+    train_classes, ignored_train = _scan_imagefolder(root, config.train_split)
+    test_classes, ignored_test = _scan_imagefolder(root, config.test_split)
+    if len(train_classes) < 2:  # datasets would drop the label column of a one-class folder
+        found = ", ".join(map(repr, train_classes))
+        raise DataError(f"{root}: task {config.name!r} needs at least 2 classes in training; found {found}")
+    unknown = sorted(set(test_classes) - set(train_classes))
+    if unknown:
+        raise DataError(
+            f"{root / config.test_split}: classes {', '.join(unknown)} are not in {root / config.train_split}; "
+            "every test class needs training examples"
+        )
+    if ignored_train + ignored_test:
+        notes.append(f"ignored {ignored_train + ignored_test} non-image files under {root}")
+    ds = load_local("imagefolder", data_dir=str(root))
+    splits = {
+        config.train_split: ds["train"],
+        config.test_split: ds[config.test_split if config.test_split in ds else "test"],
+    }
+    return splits, dataclasses.replace(config, input_column="image", label_column="label"), str(root)
+
+
 def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> TaskData:
     notes: list[str] = []
     if config.builtin is not None and not data_dir:
         return builtin_task_data(config)
+    copy = as_hub_copy(config, data_dir)
+    if copy is not None:  # a local copy of a hub dataset: the hub code path
+        config, data_dir = copy, None
+    layout = "imagefolder" if data_dir else ("hub-copy" if copy else "hub")
     if data_dir:
-        root = check_data_dir(data_dir, (config.train_split, config.test_split))
-        train_classes, ignored_train = _scan_imagefolder(root, config.train_split)
-        test_classes, ignored_test = _scan_imagefolder(root, config.test_split)
-        if len(train_classes) < 2:  # datasets would drop the label column of a one-class folder
-            found = ", ".join(map(repr, train_classes))
-            raise DataError(f"{root}: task {config.name!r} needs at least 2 classes in training; found {found}")
-        unknown = sorted(set(test_classes) - set(train_classes))
-        if unknown:
-            raise DataError(
-                f"{root / config.test_split}: classes {', '.join(unknown)} are not in {root / config.train_split}; "
-                "every test class needs training examples"
-            )
-        if ignored_train + ignored_test:
-            notes.append(f"ignored {ignored_train + ignored_test} non-image files under {root}")
-        ds = load_local("imagefolder", data_dir=str(root))
-        splits = {
-            config.train_split: ds["train"],
-            config.test_split: ds[config.test_split if config.test_split in ds else "test"],
-        }
-        input_config = dataclasses.replace(config, input_column="image", label_column="label")
-        source = str(root)
+        splits, input_config, source = _imagefolder_splits(config, data_dir, notes)
     else:
         splits = {
             s: load_hub_split(config.hub_path, config.hub_config, s, (config.input_column, config.label_column))
             for s in (config.train_split, config.test_split)
         }
-        input_config, source = config, f"hf://{config.hub_path}"
+        input_config, source = config, hub_source(config)
     train_ds, test_ds = splits[config.train_split], splits[config.test_split]
     for ds, split in ((train_ds, config.train_split), (test_ds, config.test_split)):
         check_columns(ds, (input_config.input_column, input_config.label_column), f"{source} [{split}]")
@@ -157,7 +172,7 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
         raise DataError(
             f"{source}: train images are {tuple(train_x.shape[2:])} but test images {tuple(test_x.shape[2:])}"
         )
-    return task_data(config, class_names, (train_x, train_y), (test_x, test_y), source, notes)
+    return task_data(config, class_names, (train_x, train_y), (test_x, test_y), source, notes, layout=layout)
 
 
 class VisionPipeline(Pipeline):
