@@ -26,5 +26,7 @@ if [[ -f "$VENV" ]]; then
 fi
 [[ -x "$VENV/bin/python" ]] || $UV venv --quiet --python "$(command -v python3)" "$VENV"
 # uv ignores pip's config, so the constraints file is what pins torch to the tested build.
-VIRTUAL_ENV="$VENV" $UV pip install --quiet -c requirements/constraints.txt -e ".[test]"
+# --compile-bytecode: every later interpreter (tests start many) reads .pyc instead of recompiling
+# transformers and torch, also where PYTHONDONTWRITEBYTECODE is set
+VIRTUAL_ENV="$VENV" $UV pip install --quiet --compile-bytecode -c requirements/constraints.txt -e ".[test]"
 echo "$WANT" > "$STAMP"

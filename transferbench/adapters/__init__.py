@@ -1,6 +1,15 @@
 """Adapters: one contract (:class:`Adapter`) and the registry of implementations."""
 
-from transferbench.adapters import audio, classical, text, vision  # noqa: F401  (registers the adapters)
+# Importing these registers the curated adapters and the model families (timm:, torchvision:, hf:).
+from transferbench.adapters import (  # noqa: F401
+    audio,
+    classical,
+    hf_family,
+    text,
+    timm_family,
+    torchvision_family,
+    vision,
+)
 from transferbench.adapters.base import ADAPTERS, Adapter, AdapterSpec, FreezePolicy, Preprocessing, make_head
 
 __all__ = ["ADAPTERS", "Adapter", "AdapterSpec", "FreezePolicy", "Preprocessing", "make_head"]

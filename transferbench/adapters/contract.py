@@ -8,6 +8,7 @@ adapters sit below benchmarks (benchmarks import adapters, never the reverse).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from transferbench.tasks import DOMAINS, TaskConfig, TaskData
 
 class ContractError(AssertionError):
     pass
+
+
+def _file_name(spec: AdapterSpec) -> str:
+    """A file-name-safe form of the adapter's name (``hf:/abs/dir`` holds slashes)."""
+    return re.sub(r"[^\w.-]", "_", spec.name)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -150,7 +156,7 @@ def check_pretrained_differs(spec: AdapterSpec, workdir: Path) -> None:
     from safetensors.torch import save_file
 
     source = _build(spec, workdir, 1, pretrained=False)
-    path = workdir / f"{spec.name}-weights.safetensors"
+    path = workdir / f"{_file_name(spec)}-weights.safetensors"
     save_file({k: v.contiguous() for k, v in source.backbone_state_dict().items()}, str(path))
     loaded = _build(spec, workdir, 2, pretrained=True, weights=str(path))
     scratch = _build(spec, workdir, 3, pretrained=False)
@@ -197,7 +203,7 @@ def check_head_reset(spec: AdapterSpec, workdir: Path) -> None:
 
 def check_save_load(spec: AdapterSpec, workdir: Path) -> None:
     model = _build(spec, workdir, 0, pretrained=False).eval()
-    path = workdir / f"{spec.name}-adapter.pt"
+    path = workdir / f"{_file_name(spec)}-adapter.pt"
     torch.save(model.state_dict(), path)
     clone = _build(spec, workdir, 9, pretrained=False).eval()
     clone.load_state_dict(torch.load(path, weights_only=True))

@@ -9,6 +9,7 @@ with random initialisation.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,7 +38,12 @@ def _torchvision_state(arch: str, weights: str | None) -> dict[str, torch.Tensor
         return load_state_dict_file(weights)
     import torchvision
 
-    published = torchvision.models.get_model_weights(arch).DEFAULT
+    return published_state(torchvision.models.get_model_weights(arch).DEFAULT, arch)
+
+
+def published_state(published: Any, arch: str) -> dict[str, torch.Tensor]:
+    """A torchvision weights enum's file (``published.url``): downloaded once into torch.hub's cache,
+    hash-checked, loaded weights-only. The torchvision family loads any model's weights through here."""
     try:
         return torch.hub.load_state_dict_from_url(
             published.url, progress=True, check_hash=True, weights_only=True, map_location="cpu"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from transferbench.adapters import ADAPTERS
+from transferbench.adapters.families import family_of
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.report import report, write_index
 from transferbench.benchmarks.results import append_record, prepare_out_dir, write_table
@@ -302,10 +303,14 @@ def cmd_list(what: str) -> None:
             aliases = registry.aliases_of(name)
             alias_text = f" (aliases: {', '.join(aliases)})" if aliases else ""
             print(f"  {name}{alias_text}\n      {describe(registry.get(name))}")
+        for prefix, description in registry.families().items():
+            print(f"  {prefix}:<name>\n      {description}")
 
 
 def _describe_adapter(spec: Any) -> str:
+    family = family_of(spec)
     text = f"[{spec.domain}] {spec.description}; pretrained: {spec.pretrained_source}"
+    text += f"; family: {family}" if family else ""
     if spec.recipes:
         recipes = "; ".join(
             f"{strategy} " + ", ".join(f"{k}={v:g}" for k, v in values.items())

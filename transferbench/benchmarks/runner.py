@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 import transferbench
 from transferbench.adapters import ADAPTERS, Adapter, FreezePolicy
 from transferbench.adapters.classical import ClassicalAdapter
+from transferbench.adapters.families import weights_revision
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.device import resolve_amp, resolve_device, seed_everything
 from transferbench.benchmarks.metrics import compute_metrics
@@ -443,6 +444,9 @@ def build_record(
         "steps": outcome.steps,
         "details": outcome.extra,
         "params": {"total": model.num_params(), "trainable": model.num_params(trainable_only=True)},
+        "weights_revision": weights_revision(
+            cell.identity["adapter"], model, pretrained=strategy.pretrained, weights=spec.weights
+        ),
         "config": cell.identity,
         "preprocessing": model.preprocessing.to_dict(),
         "versions": provenance.versions(),
