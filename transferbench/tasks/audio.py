@@ -29,7 +29,7 @@ from transferbench.tasks.base import (
     task_data,
 )
 from transferbench.tasks.domain import Domain, register_domain
-from transferbench.tasks.hub import as_hub_copy, class_names_of, hub_source, load_hub_split
+from transferbench.tasks.hub import class_names_of, hub_source, load_hub_split, read_as
 from transferbench.tasks.pipeline import Pipeline
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg"}
@@ -199,11 +199,8 @@ def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
                 f"task {config.name!r} is generated at {config.sample_rate} Hz; this adapter needs {rate} Hz"
             )
         return builtin_task_data(config)
-    copy = as_hub_copy(config, data_dir)
-    if copy is not None:  # a local copy of a hub dataset: the hub code path
-        config, data_dir = copy, None
     local_layout = "fold-metadata" if config.folds and config.folds.meta_file else "audiofolder"
-    layout = local_layout if data_dir else ("hub-copy" if copy else "hub")
+    config, data_dir, layout = read_as(config, data_dir, local_layout)
     stats = DecodeStats()
     train_items, test_items = _local_items(config, data_dir) if data_dir else _hub_items(config)
     source = str(Path(data_dir)) if data_dir else hub_source(config)

@@ -56,6 +56,15 @@ def as_hub_copy(config: TaskConfig, data_dir: str | None) -> TaskConfig | None:
     return dataclasses.replace(config, hub_path=str(Path(data_dir)))
 
 
+def read_as(config: TaskConfig, data_dir: str | None, local_layout: str) -> tuple[TaskConfig, str | None, str]:
+    """(config, data_dir, layout) a loader reads with: a hub copy turns into the hub code path
+    (data_dir None, hub_path the folder); otherwise the domain's local layout or the hub."""
+    copy = as_hub_copy(config, data_dir)
+    if copy is not None:
+        return copy, None, "hub-copy"
+    return config, data_dir, local_layout if data_dir else "hub"
+
+
 def hub_source(config: TaskConfig) -> str:
     """Where hub data came from: ``hf://id``, or the local copy's folder."""
     return config.hub_path if Path(config.hub_path or "").is_dir() else f"hf://{config.hub_path}"

@@ -19,7 +19,7 @@ from transferbench.errors import DataError
 from transferbench.inputs import Batch, Tokenizes
 from transferbench.tasks.base import HUB_COPY_EXPECTED, Split, TaskConfig, TaskData, builtin_task_data, task_data
 from transferbench.tasks.domain import Domain, register_domain
-from transferbench.tasks.hub import as_hub_copy, check_columns, class_names_of, hub_source, load_hub_split, load_local
+from transferbench.tasks.hub import check_columns, class_names_of, hub_source, load_hub_split, load_local, read_as
 from transferbench.tasks.pipeline import Pipeline
 
 
@@ -116,10 +116,7 @@ def load_text(
     label_col = label_column or config.label_column
     if config.builtin is not None and not data_dir:
         return builtin_task_data(config)
-    copy = as_hub_copy(config, data_dir)
-    if copy is not None:  # a local copy of a hub dataset: the hub code path
-        config, data_dir = copy, None
-    layout = "csv" if data_dir else ("hub-copy" if copy else "hub")
+    config, data_dir, layout = read_as(config, data_dir, "csv")
     if data_dir:
         root = Path(data_dir)
         if not root.is_dir():

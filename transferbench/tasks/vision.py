@@ -32,12 +32,12 @@ from transferbench.tasks.base import (
 )
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import (
-    as_hub_copy,
     check_columns,
     class_names_of,
     hub_source,
     load_hub_split,
     load_local,
+    read_as,
 )
 from transferbench.tasks.pipeline import Pipeline
 
@@ -147,10 +147,7 @@ def load_vision(config: TaskConfig, data_dir: str | None, image_size: int) -> Ta
     notes: list[str] = []
     if config.builtin is not None and not data_dir:
         return builtin_task_data(config)
-    copy = as_hub_copy(config, data_dir)
-    if copy is not None:  # a local copy of a hub dataset: the hub code path
-        config, data_dir = copy, None
-    layout = "imagefolder" if data_dir else ("hub-copy" if copy else "hub")
+    config, data_dir, layout = read_as(config, data_dir, "imagefolder")
     if data_dir:
         splits, input_config, source = _imagefolder_splits(config, data_dir, notes)
     else:
