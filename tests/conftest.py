@@ -70,3 +70,20 @@ def small_imagefolder(tmp_path: Path, cifar10_like: Path) -> Path:
             for f in sorted((src / split / cls).iterdir())[:n]:
                 shutil.copy(f, root / split / cls / f.name)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(request: pytest.FixtureRequest):
+    """Tiny models run faster on one thread than on two that wait for each other (seconds against
+    milliseconds on a loaded 2-core machine); the slow real-data tests keep torch's default."""
+    import torch
+
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -30,7 +30,15 @@ from transferbench.inputs import Batch, Preprocessing
 
 RATE = 16_000
 # Speech transformers: the BERT-style fine-tuning rates (a 10x slower encoder), 1e-4 from scratch.
-SPEECH_RECIPES = {"finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1}, "scratch": {"lr": 1e-4, "weight_decay": 0.01}}
+SPEECH_RECIPES = {
+    "finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1},
+    "scratch": {"lr": 1e-4, "weight_decay": 0.01},
+    # the parameter-efficient and modern strategies at transformer rates (sources: strategies.py)
+    "lora": {"lr": 4e-4},
+    "ia3": {"lr": 5e-4, "backbone_lr_scale": 6.0},
+    "llrd": {"lr": 5e-4, "backbone_lr_scale": 0.1},
+    "gradual-unfreeze": {"lr": 5e-4, "backbone_lr_scale": 0.1},
+}
 
 
 class AudioAdapter(Adapter):

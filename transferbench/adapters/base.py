@@ -186,26 +186,54 @@ class Adapter(nn.Module, metaclass=ABCMeta):
 
     # --- optimisation ----------------------------------------------------------------------
     def param_groups(self, lr: float, backbone_lr: float | None = None, weight_decay: float = 0.0) -> list[dict]:
-        """Trainable parameters in up to four groups: head/backbone x decay/no-decay.
-        Biases and normalisation weights (1-D tensors) get no weight decay."""
+        """Trainable parameters in groups head / adapter / backbone, each split decay / no-decay
+        (:func:`decay_groups`). ``adapter`` holds weights a PEFT method inserted into the backbone
+        (LoRA, IA3: :func:`inserted_parameters`) at ``backbone_lr``: they are new, trainable weights
+        and must never be filed (or counted) as pretrained backbone weights."""
         backbone_lr = lr if backbone_lr is None else backbone_lr
-        groups = []
-        for name, params, group_lr in (
-            ("head", self.head.named_parameters(), lr),
-            ("backbone", self.backbone.named_parameters(), backbone_lr),
-        ):
-            decay, no_decay = [], []
-            for _, p in params:
-                if p.requires_grad:
-                    (no_decay if p.ndim <= 1 else decay).append(p)
-            if decay:
-                groups.append({"name": f"{name}", "params": decay, "lr": group_lr, "weight_decay": weight_decay})
-            if no_decay:
-                groups.append({"name": f"{name}-no-decay", "params": no_decay, "lr": group_lr, "weight_decay": 0.0})
-        return groups
+        inserted = {id(p) for p in inserted_parameters(self.backbone)}
+        own = [p for p in self.backbone.parameters() if id(p) not in inserted]
+        added = [p for p in self.backbone.parameters() if id(p) in inserted]
+        return [
+            *decay_groups("head", self.head.parameters(), lr, weight_decay),
+            *decay_groups("adapter", added, backbone_lr, weight_decay),
+            *decay_groups("backbone", own, backbone_lr, weight_decay),
+        ]
 
     def num_params(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def decay_groups(
+    name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float, *, trainable_only: bool = True
+) -> list[dict]:
+    """``params`` as up to two optimizer groups, ``name`` and ``name-no-decay``: biases and
+    normalisation weights (tensors of at most one dimension) get no weight decay, since decaying
+    them towards zero only shifts and shrinks activations. ``trainable_only=False`` keeps frozen
+    parameters too, for strategies that unfreeze them later (they get no update while frozen)."""
+    decay, no_decay = [], []
+    for p in params:
+        if p.requires_grad or not trainable_only:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = []
+    if decay:
+        groups.append({"name": name, "params": decay, "lr": lr, "weight_decay": weight_decay})
+    if no_decay:
+        groups.append({"name": f"{name}-no-decay", "params": no_decay, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def inserted_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Parameters a PEFT method inserted into ``module`` (LoRA's ``lora_A``/``lora_B``, IA3's
+    ``ia3_l``): PEFT's tuner layers name the attributes that hold them in ``adapter_layer_names``.
+    Duck-typed, so adapters never import peft."""
+    found: dict[int, nn.Parameter] = {}
+    for layer in module.modules():
+        for attr in getattr(layer, "adapter_layer_names", ()):
+            holder = getattr(layer, attr, None)
+            if isinstance(holder, nn.Module):
+                found.update((id(p), p) for p in holder.parameters())
+    return list(found.values())
 
 
 def option_flag(option: str) -> str:

@@ -34,6 +34,11 @@ TRANSFORMER_RECIPES = {
     "lp-ft": {"lr": 5e-4, "backbone_lr_scale": 0.1},
     "partial": {"lr": 5e-4, "backbone_lr_scale": 0.1},
     "scratch": {"lr": 1e-4, "backbone_lr_scale": 1.0, "weight_decay": 0.01},
+    # the parameter-efficient and modern strategies at transformer rates (sources: strategies.py)
+    "lora": {"lr": 4e-4},
+    "ia3": {"lr": 5e-4, "backbone_lr_scale": 6.0},
+    "llrd": {"lr": 5e-4, "backbone_lr_scale": 0.1},
+    "gradual-unfreeze": {"lr": 5e-4, "backbone_lr_scale": 0.1},
 }
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 

@@ -21,7 +21,7 @@ from transferbench.adapters.families import family_of
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.report import report, write_index
 from transferbench.benchmarks.results import append_record, prepare_out_dir, write_table
-from transferbench.benchmarks.runner import INPUT_OPTIONS, RunSpec, run_all
+from transferbench.benchmarks.runner import INPUT_OPTIONS, STRATEGY_OPTIONS, RunSpec, run_all
 from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.suites import SUITES, Suite, read_matrix
 from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
@@ -118,6 +118,13 @@ def _add_budget_args(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("--head", choices=("linear", "mlp"))
     p_run.add_argument("--seeds", default=None, help="e.g. 0,1,2 or 0-4 (default: 0)")
     p_run.add_argument("--target-accuracy", type=float, help="validation accuracy for time-to-accuracy")
+    p_run.add_argument(
+        "--target-modules",
+        help="lora/ia3: modules that get adapters, comma-separated names or a regex (default: per family)",
+    )
+    p_run.add_argument("--lora-rank", type=int, help="lora: rank r (default 8)")
+    p_run.add_argument("--lora-alpha", type=float, help="lora: scaling alpha (default 16)")
+    p_run.add_argument("--lora-dropout", type=float, help="lora: dropout on the adapter input (default 0)")
 
 
 def _add_input_args(p_run: argparse.ArgumentParser) -> None:
@@ -286,7 +293,7 @@ def cmd_list(what: str) -> None:
     registries: dict[str, tuple[Registry, Any]] = {
         "tasks": (TASKS, lambda t: f"[{t.domain}] {t.description}"),
         "adapters": (ADAPTERS, _describe_adapter),
-        "strategies": (STRATEGIES, lambda s: s.description),
+        "strategies": (STRATEGIES, lambda s: f"{s.description}\n      applies to: {s.scope()}"),
         "suites": (SUITES, lambda s: s.description),
     }
     if what != "all" and what not in registries:
@@ -338,6 +345,7 @@ RUN_FLAGS = (
     "pipeline_efficiency",
     "compile",
     *INPUT_OPTIONS,
+    *STRATEGY_OPTIONS,
 )
 
 
@@ -375,11 +383,23 @@ def _register_task_sources(args: argparse.Namespace) -> None:
         args.task = register_task_file(args.task).name
 
 
+def _check_strategy_options(overrides: dict[str, Any], suite: Suite) -> None:
+    """A strategy option (--lora-rank, ...) that none of the run's strategies has is an error, not a no-op."""
+    strategies = {STRATEGIES.get(t["strategy"]) for t in suite.runs}
+    for option in STRATEGY_OPTIONS:
+        if option in overrides and not any(option in {f.name for f in dataclasses.fields(s)} for s in strategies):
+            names = ", ".join(sorted(s.name for s in strategies))
+            raise UserError(
+                f"--{option.replace('_', '-')} applies to strategies that have it (lora, ia3); this run: {names}"
+            )
+
+
 def _specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
     _register_task_sources(args)
     suite = _suite(args)
     seeds = tuple(parse_seeds(args.seeds)) if args.seeds is not None else suite.seeds
     budget_overrides, run_overrides = _given(args, BUDGET_FLAGS), _given(args, RUN_FLAGS)
+    _check_strategy_options(run_overrides, suite)
     sweep_budgets = bool(args.train_examples) or suite.train_examples != (None,)
     data_budgets = parse_budgets(args.train_examples) if args.train_examples else list(suite.train_examples)
     per_class = args.per_class or suite.per_class

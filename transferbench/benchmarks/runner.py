@@ -81,6 +81,10 @@ class RunSpec:
     text_column: str | None = None
     label_column: str | None = None
     duration: float | None = None  # audio: clip length in seconds (default: the task's, else from the data)
+    target_modules: str | None = None  # lora/ia3: which modules get adapters (names or a regex)
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    lora_dropout: float | None = None
     max_train_examples: int | None = None
     per_class: bool = False  # max_train_examples counts examples per class
     test_fold: int | None = None  # fold-based tasks (ESC-50): which fold is held out as test
@@ -94,16 +98,24 @@ class RunSpec:
     pipeline_efficiency: bool | None = None  # None: measure on CUDA only
 
 
+# RunSpec fields that override a strategy field of the same name, where the strategy has one
+STRATEGY_OPTIONS = ("target_modules", "lora_rank", "lora_alpha", "lora_dropout")
+
+
 def resolved_strategy(spec: RunSpec) -> Strategy:
-    """The strategy's defaults, then the adapter family's recipe for it, then the user's overrides."""
+    """The strategy's defaults, then the adapter family's recipe for it, then the user's overrides
+    (a strategy-specific option such as --lora-rank reaches only the strategies that have it)."""
     base = STRATEGIES.get(spec.strategy)
     recipe = ADAPTERS.get(spec.adapter).recipes.get(base.name, {})
+    own = {f.name for f in dataclasses.fields(base)}
+    specific = {o: getattr(spec, o) for o in STRATEGY_OPTIONS if o in own}
     return base.with_overrides(**recipe).with_overrides(
         lr=spec.lr,
         backbone_lr_scale=spec.backbone_lr_scale,
         weight_decay=spec.weight_decay,
         freeze=spec.freeze,
         bn_policy=spec.bn_policy,
+        **specific,
     )
 
 
@@ -134,6 +146,10 @@ def _check_numbers(spec: RunSpec) -> None:
     _check_float("--warmup-fraction", spec.budget.warmup_fraction, 0, 1)
     _check_float("--target-accuracy", spec.target_accuracy, 0, 1)
     _check_float("--duration", spec.duration, 0, 600, low_open=True)
+    _check_float("--lora-alpha", spec.lora_alpha, 0, math.inf, low_open=True)
+    _check_float("--lora-dropout", spec.lora_dropout, 0, 1)
+    if spec.lora_rank is not None and spec.lora_rank < 1:
+        raise UserError(f"--lora-rank must be a positive integer, got {spec.lora_rank}")
     _check_float("val_fraction", spec.val_fraction, 0, 1, low_open=True)
     _check_float("label_smoothing", spec.budget.label_smoothing, 0, 1)
     _check_float("grad_clip", spec.budget.grad_clip, 0, inf, low_open=True)

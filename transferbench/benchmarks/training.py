@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,8 @@ def recalibrate_batchnorm(model: Adapter, pipeline: Any, batch_size: int, max_ba
     for i, batch in enumerate(pipeline.batches(batch_size, shuffle=False)):
         if i >= max_batches:
             break
-        model.forward_features(batch)
+        if len(batch["labels"]) > 1:  # a trailing batch of one cannot be normalised in training mode
+            model.forward_features(batch)
     for m, momentum in zip(layers, saved, strict=True):
         m.momentum = momentum
     model.train(was_training)
@@ -200,6 +202,9 @@ class FitRun:
     progress: Any = None  # a tqdm bar, or None
     checkpoint_path: Path | None = None
     min_micro_batch: int = 1
+    # Called with the (0-based) epoch before each epoch trains, also for the first epoch of a resumed
+    # run, so it must set its state from the epoch alone (gradual unfreezing sets what trains).
+    on_epoch: Callable[[int], None] | None = None
 
 
 class _Loop:
@@ -333,7 +338,7 @@ class _Loop:
 
 def train(run: FitRun, groups: list[dict], *, precise_bn: bool = False) -> TrainOutcome:
     """Train ``run.model``'s parameter ``groups`` under the run's budget, validating ``epochs``
-    times (precise BN first, if asked).
+    times (precise BN first, if asked). ``run.on_epoch``, if set, is called before every epoch.
 
     With ``run.checkpoint_path``, state is saved after every validation and a run finds and
     continues from it. On out-of-memory the micro-batch is halved (gradient accumulation keeps the
@@ -343,6 +348,8 @@ def train(run: FitRun, groups: list[dict], *, precise_bn: bool = False) -> Train
     loop.restore()
     loop.start = time.perf_counter()  # restoring is not training time
     for epoch in range(loop.first_epoch, loop.epochs):
+        if run.on_epoch is not None:
+            run.on_epoch(epoch)
         stopped = loop.epoch(epoch)
         if stopped is not None:
             return stopped

@@ -1,0 +1,359 @@
+"""Parameter-efficient adapter layers (LoRA, IA3) inserted into a transferbench Adapter through PEFT.
+
+The layers go into ``adapter.backbone`` with ``peft.inject_adapter_in_model``, not
+``get_peft_model``: the Adapter stays the model (``forward(batch)``, ``blocks()``, the head, the
+BatchNorm policy all keep working) and PEFT only replaces the targeted layers in place, each by a
+tuner layer that holds the original as ``base_layer``.
+
+Which layers are wrapped is a documented default per adapter family (:data:`FAMILIES`), or the
+user's ``target_modules``: comma-separated module names matched as PEFT matches a list (a module
+whose name is, or ends in ``.``, one of them), or a regular expression (anything with regex
+characters, matched against the whole module name as PEFT matches a string). Either way the
+names are resolved here to the exact layers first, so what was wrapped and what was left out
+(and why) is recorded, instead of PEFT failing half-way on a layer it cannot take: LoRA and IA3
+wrap ``nn.Linear`` and ``nn.Conv2d``; LoRA skips grouped/depthwise convolutions (PEFT cannot
+merge them, and refuses them outright unless the rank divides the groups).
+
+peft is imported only where it is used: importing it costs seconds (it imports transformers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from transferbench.adapters.base import Adapter, AdapterSpec, inserted_parameters
+from transferbench.adapters.hf import HF_OPTIONS
+from transferbench.adapters.vision import EfficientNetLiteAdapter
+from transferbench.errors import UserError
+
+METHODS = ("lora", "ia3")
+AUTO = "auto"
+REGEX_CHARS = set("*[]()?+\\^$|{}")
+# Transformers naming schemes, tried in order when PEFT's own per-model-type default
+# (peft.utils.constants.TRANSFORMERS_MODELS_TO_*_TARGET_MODULES_MAPPING) is missing or does not fit
+# the loaded model: BERT/ViT-style, wav2vec2/HuBERT, AST (transformers 5), DistilBERT. LoRA: the
+# attention query and value projections, as in the LoRA paper (Hu et al. 2021, §4.2, §7.1). IA3: keys,
+# values and the second feed-forward layer, the last scaling its input (Liu et al. 2022, §3.3).
+LORA_SCHEMES: tuple[tuple[str, ...], ...] = (("query", "value"), ("q_proj", "v_proj"), ("q_lin", "v_lin"))
+IA3_SCHEMES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("key", "value", "output.dense"), ("output.dense",)),
+    (("k_proj", "v_proj", "feed_forward.output_dense"), ("feed_forward.output_dense",)),
+    (("k_proj", "v_proj", "mlp.fc2"), ("mlp.fc2",)),
+    (("k_lin", "v_lin", "ffn.lin2"), ("ffn.lin2",)),
+)
+
+
+@dataclass
+class Targets:
+    """What one PEFT method wraps in one model: backbone-relative module names."""
+
+    modules: list[str]
+    feedforward: list[str] = field(default_factory=list)  # IA3: these scale their input, not their output
+    skipped: dict[str, str] = field(default_factory=dict)  # matched but not wrapped: name -> why
+
+
+@dataclass(frozen=True)
+class Family:
+    """Adapters whose layers PEFT can wrap without being told which: ``applies`` decides from the
+    registry entry (before anything is built), ``matches`` from the built model, ``defaults`` gives
+    (targets, feedforward) patterns for a method."""
+
+    name: str
+    applies: Callable[[AdapterSpec], bool]
+    matches: Callable[[Adapter], bool]
+    defaults: Callable[[Adapter, str], tuple[list[str], list[str]]]
+
+
+def _names(model: Adapter) -> dict[int, str]:
+    return {id(m): name for name, m in model.backbone.named_modules()}
+
+
+def _layers(model: Adapter, modules: Iterator[nn.Module], keep: Callable[[nn.Module], bool]) -> list[str]:
+    """Names of the ``modules`` that are Linear or non-grouped Conv2d layers and pass ``keep``."""
+    names = _names(model)
+    wrappable = (m for m in modules if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1))
+    return list(dict.fromkeys(names[id(m)] for m in wrappable if keep(m)))
+
+
+def last_stage_layers(model: Adapter, method: str, stages: int = 2) -> tuple[list[str], list[str]]:
+    """CNNs (ResNet, VGG, timm/torchvision models): every convolution (and linear layer) of the last
+    two blocks (``blocks()[-2:]``, what ``partial`` trains): early stages compute generic edges and
+    textures that transfer as they are (Yosinski et al. 2014), the late ones are where a task
+    needs new features."""
+    modules = (m for block in model.blocks()[-stages:] for m in block.modules())
+    return _layers(model, modules, lambda m: True), []
+
+
+def pointwise_convs(model: Adapter, method: str) -> tuple[list[str], list[str]]:
+    """EfficientNet-Lite: every pointwise (1x1) convolution, i.e. the expand and project convs of
+    each MBConv block and the head conv: they hold almost all its weights, while its depthwise convs
+    are grouped (LoRA cannot merge them) and tiny."""
+    return _layers(model, model.backbone.modules(), lambda m: isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)), []
+
+
+def _present(model: Adapter, names: tuple[str, ...] | list[str]) -> bool:
+    modules = [n for n, _ in model.backbone.named_modules()]
+    return all(any(_suffix_match(m, t) for m in modules) for t in names)
+
+
+def transformer_targets(model: Adapter, method: str) -> tuple[list[str], list[str]]:
+    """PEFT's default for the model type, else the first naming scheme the model has."""
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
+        TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING,
+    )
+
+    model_type = getattr(model.backbone.config, "model_type", "")
+    if method == "lora":
+        peft_default = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+        schemes = [(tuple(peft_default), ())] if isinstance(peft_default, list) else []
+        schemes += [(s, ()) for s in LORA_SCHEMES]
+    else:
+        peft_default = TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.get(model_type)
+        ff = TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING.get(model_type, [])
+        schemes = [(tuple(peft_default), tuple(ff))] if isinstance(peft_default, list) else []
+        schemes += list(IA3_SCHEMES)
+    for targets, feedforward in schemes:
+        if _present(model, targets):
+            return list(targets), list(feedforward)
+    raise UserError(
+        f"no default {method} target modules for a transformers {model_type or type(model.backbone).__name__} "
+        "model: pass --target-modules NAMES"
+    )
+
+
+EFFICIENTNET_LITE = ("efficientnet-lite0",)
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "transformers models (BERT family, wav2vec2, HuBERT, AST, hf:): PEFT's default per model type, "
+        "LoRA query+value, IA3 key+value+FFN output",
+        lambda spec: HF_OPTIONS.issubset(spec.options),
+        lambda model: hasattr(getattr(model.backbone, "config", None), "model_type"),
+        transformer_targets,
+    ),
+    Family(
+        "EfficientNet-Lite: the pointwise (1x1) convolutions",
+        lambda spec: spec.name in EFFICIENTNET_LITE,
+        lambda model: isinstance(model, EfficientNetLiteAdapter),
+        pointwise_convs,
+    ),
+    Family(
+        "vision CNNs (ResNet, VGG, timm:, torchvision:): the Conv2d/Linear layers of the last two blocks",
+        lambda spec: spec.domain == "vision",
+        lambda model: model.domain == "vision",
+        last_stage_layers,
+    ),
+)
+
+
+def family_for(spec: AdapterSpec) -> Family | None:
+    """The family whose default targets fit this registry entry, if any."""
+    return next((f for f in FAMILIES if f.applies(spec)), None)
+
+
+# --- resolving target names -----------------------------------------------------------------------
+def _suffix_match(name: str, target: str) -> bool:
+    return name == target or name.endswith("." + target)
+
+
+def parse_targets(text: str) -> str | list[str]:
+    """A user's ``target_modules``: a regular expression (PEFT's string form: full match) if it has
+    regex characters, else comma-separated names (PEFT's list form: suffix match)."""
+    text = text.strip()
+    if REGEX_CHARS & set(text):
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise UserError(f"--target-modules {text!r} is not a valid regular expression ({exc})") from None
+        return text
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise UserError("--target-modules is empty: expected module names (e.g. query,value) or a regex")
+    return names
+
+
+def _matches(name: str, pattern: str | list[str]) -> bool:
+    if isinstance(pattern, str):
+        return re.fullmatch(pattern, name) is not None
+    return any(_suffix_match(name, t) for t in pattern)
+
+
+def unsupported(method: str, module: nn.Module) -> str | None:
+    """Why ``method`` cannot wrap ``module`` (None: it can)."""
+    if isinstance(module, nn.Linear):
+        return None
+    if not isinstance(module, nn.Conv2d):
+        return f"a {type(module).__name__}: PEFT's {method} wraps Linear and Conv2d layers here"
+    if method != "lora":
+        return None
+    if module.groups > 1:
+        return f"a grouped convolution (groups={module.groups}): LoRA cannot merge it"
+    same_padding = type(module) is not nn.Conv2d and module.padding == (0, 0)
+    if same_padding and (module.kernel_size != (1, 1) or tuple(module.stride) != (1, 1)):
+        return "pads in forward ('same' padding): LoRA's convolution would not line up with it"
+    return None
+
+
+def resolve_targets(model: Adapter, method: str, target_modules: str, feedforward_modules: str = AUTO) -> Targets:
+    """The backbone layers ``method`` wraps: the family default (``auto``) or the user's names,
+    keeping the layers it supports and recording the others (layers with parameters of their own;
+    containers a name happens to match are passed over)."""
+    if target_modules == AUTO:
+        family = next((f for f in FAMILIES if f.matches(model)), None)
+        if family is None:
+            raise UserError(
+                f"no default {method} target modules for a {type(model).__name__}: pass --target-modules NAMES"
+            )
+        pattern, ff_pattern = family.defaults(model, method)
+    else:
+        pattern = parse_targets(target_modules)
+        ff_pattern = []
+    if feedforward_modules != AUTO:
+        ff_pattern = parse_targets(feedforward_modules) if feedforward_modules.strip() else []
+    targets = Targets([])
+    for name, module in model.backbone.named_modules():
+        own = next(module.parameters(recurse=False), None) is not None
+        if not name or not own or not _matches(name, pattern):
+            continue
+        why = unsupported(method, module)
+        if why is None:
+            targets.modules.append(name)
+        else:
+            targets.skipped[name] = why
+    if not targets.modules:
+        raise UserError(
+            f"--target-modules {target_modules!r} matched no layer {method} can wrap in {type(model).__name__} "
+            f"(skipped: {', '.join(sorted(targets.skipped)[:3]) or 'none'})"
+        )
+    targets.feedforward = [n for n in targets.modules if ff_pattern and _matches(n, ff_pattern)]
+    return targets
+
+
+# --- inserting, merging, saving ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _plain_convs(model: Adapter, names: list[str]) -> Iterator[None]:
+    """PEFT builds LoRA's ``lora_A`` as ``type(base_layer)(in, r, kernel, stride, padding)``: a Conv2d
+    subclass with another constructor (EfficientNet's 'same'-padding convs take dilation third)
+    would misread it. For the layers :func:`unsupported` lets through (1x1, stride 1: no padding
+    either way) the plain Conv2d is the same layer, so it stands in while the adapters are built."""
+    modules = dict(model.backbone.named_modules())
+    swapped = [(modules[n], type(modules[n])) for n in names if type(modules[n]) not in (nn.Conv2d, nn.Linear)]
+    swapped = [(m, cls) for m, cls in swapped if isinstance(m, nn.Conv2d)]
+    for module, _ in swapped:
+        module.__class__ = nn.Conv2d
+    try:
+        yield
+    finally:
+        for module, cls in swapped:
+            module.__class__ = cls
+
+
+def peft_config(method: str, targets: Targets, **options: Any) -> Any:
+    """PEFT's config for ``method`` over exactly ``targets`` (names are matched whole)."""
+    from peft import IA3Config, LoraConfig
+
+    if method == "lora":
+        return LoraConfig(target_modules=list(targets.modules), bias="none", **options)
+    return IA3Config(target_modules=list(targets.modules), feedforward_modules=list(targets.feedforward), **options)
+
+
+def insert(model: Adapter, method: str, targets: Targets, **options: Any) -> dict[str, Any]:
+    """Wrap ``targets`` in ``model.backbone``; only the inserted weights of the backbone train
+    afterwards (the head is untouched). Returns what was done, for the run's record."""
+    from peft import inject_adapter_in_model
+
+    with _plain_convs(model, targets.modules):
+        inject_adapter_in_model(peft_config(method, targets, **options), model.backbone)
+    wrapped = wrapped_modules(model)
+    if sorted(wrapped) != sorted(f"backbone.{n}" for n in targets.modules):  # PEFT matches names by suffix
+        raise RuntimeError(f"PEFT wrapped {len(wrapped)} layers, not the {len(targets.modules)} resolved")
+    added = sum(p.numel() for p in inserted_parameters(model.backbone))
+    return {
+        "method": method,
+        "wrapped_modules": wrapped,
+        "feedforward_modules": [f"backbone.{n}" for n in targets.feedforward],
+        "skipped_modules": {f"backbone.{n}": why for n, why in targets.skipped.items()},
+        "adapter_params": added,
+    }
+
+
+def tuner_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+
+
+def wrapped_modules(model: Adapter) -> list[str]:
+    """Names (in the adapter, e.g. ``backbone.encoder.layer.0.attention.self.query``) of the wrapped layers."""
+    return [name for name, _ in tuner_layers(model)]
+
+
+def set_merged(model: Adapter, merged: bool) -> None:
+    """Fold the adapter weights into the wrapped layers' weights (LoRA: W + BA·alpha/r; IA3: W·l),
+    or take them out again. Merged, a wrapped layer runs as its base layer alone: no extra latency."""
+    for _, layer in tuner_layers(model):
+        if merged and not layer.merged:
+            layer.merge()
+        elif not merged and layer.merged:
+            layer.unmerge()
+
+
+@torch.no_grad()
+def merge_checked(model: Adapter, batch: dict[str, torch.Tensor], rtol: float = 1e-3) -> dict[str, Any]:
+    """Merge, keeping the merge only if the logits on ``batch`` stay within ``rtol`` of the largest
+    logit (float32, no autocast; TF32 convolutions on GPUs round at about 1e-3). What is evaluated
+    afterwards is then the deployable model, and the record says how close it is."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, enabled=False):
+        before = model(batch).float()
+        set_merged(model, True)
+        after = model(batch).float()
+    diff = float((after - before).abs().max())
+    tolerance = rtol * (1.0 + float(before.abs().max()))
+    if diff > tolerance:
+        set_merged(model, False)
+    model.train(was_training)
+    return {"merged": diff <= tolerance, "merge_max_abs_diff": diff, "merge_tolerance": tolerance}
+
+
+def adapter_state_dict(model: Adapter) -> dict[str, torch.Tensor]:
+    """What a PEFT run trained, the part a fresh model of the same strategy lacks: the inserted
+    weights (``peft.get_peft_model_state_dict``, keyed as PEFT saves them, under ``backbone.``) and
+    the head (under ``head.``). Never any pretrained backbone weight."""
+    from peft import get_peft_model_state_dict
+
+    state = {f"backbone.{k}": v for k, v in get_peft_model_state_dict(model.backbone).items()}
+    state.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
+    return state
+
+
+def save_adapter(model: Adapter, path: str | Path) -> Path:
+    """:func:`adapter_state_dict` as a safetensors file (the format PEFT's save_pretrained writes)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().cpu() for k, v in adapter_state_dict(model).items()}, str(path))
+    return Path(path)
+
+
+def load_adapter(model: Adapter, path: str | Path) -> None:
+    """Load :func:`save_adapter`'s file into a model prepared by the same strategy (unmerged)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    inserted = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    result = set_peft_model_state_dict(model.backbone, inserted)
+    if result.unexpected_keys:
+        raise UserError(f"{path}: adapter weights for layers this model lacks, e.g. {result.unexpected_keys[:2]}")
+    model.head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
