@@ -211,7 +211,7 @@ CASES = [
         ["run", "--suite", "quick", "--task", "digits"],
         None,
         None,
-        "--suite cannot be combined",
+        "--suite/--config cannot be combined",
     ),
     ("missing-data-dir", [*BASE, "--data-dir", "{tmp}/nowhere"], None, None, "nowhere: does not exist"),
     ("data-dir-is-file", [*BASE, "--data-dir", "{file}"], None, None, "is not a directory"),

@@ -13,6 +13,7 @@ from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.results import read_records
 
 
+@pytest.mark.slow  # a real SIGKILL of a CLI subprocess: its start costs most of a minute
 def test_report_after_a_kill_mid_append_and_a_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     run = ["run", "--task", "digits", "--adapter", "efficientnet-lite0", "--strategy", "linear-probe", "--seeds", "0,1"]

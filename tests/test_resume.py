@@ -38,6 +38,7 @@ def _spec(strategy: str) -> RunSpec:
     )
 
 
+@pytest.mark.slow  # several real trainings, killed and resumed: minutes on 2 cores
 @pytest.mark.parametrize("strategy", ["finetune", "scratch"])
 def test_resumed_run_matches_uninterrupted_run_exactly(strategy, digits, tmp_path, monkeypatch):
     """Deterministic on CPU: the resumed run's metrics and curve are *equal*, not just close."""
@@ -73,6 +74,7 @@ def _records(path: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.slow  # a CLI subprocess killed mid-suite, then resumed: minutes on 2 cores
 def test_killed_suite_loses_nothing_and_completes_on_resume(tmp_path):
     """SIGKILL a real CLI process during training, during evaluation and while writing a record;
     every rerun with --resume keeps what was finished, never duplicates it, and finally completes."""

@@ -128,6 +128,7 @@ def _limit_training_batch(monkeypatch, limit):
     monkeypatch.setattr(EfficientNetLiteAdapter, "forward", limited)
 
 
+@pytest.mark.slow  # trains at micro-batches down to 1: minutes on 2 cores
 def test_oom_halves_the_micro_batch_and_keeps_the_effective_batch(digits, monkeypatch):
     _limit_training_batch(monkeypatch, 4)
     record = execute(_spec("finetune"), digits, progress=False)
