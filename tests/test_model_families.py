@@ -113,7 +113,10 @@ def test_curated_names_keep_their_identity_and_each_has_a_family():
     assert ADAPTERS.canonical("ResNet-18") == "resnet18"
     assert ADAPTERS.get("resnet18").revision == 1 and type(ADAPTERS.get("resnet18")).__name__ == "AdapterSpec"
     # the package's own adapters (a test may have registered a toy one, e.g. tests/toy_domain.py)
-    ours = [n for n in ADAPTERS.names() if ADAPTERS.get(n).build.__module__.startswith("transferbench.")]
+    def module(build):
+        return getattr(build, "func", build).__module__
+
+    ours = [n for n in ADAPTERS.names() if module(ADAPTERS.get(n).build).startswith("transferbench.")]
     assert {name: family_of(ADAPTERS.get(name)) for name in ours if not family_of(ADAPTERS.get(name))} == {}
     assert set(CURATED) == set(ours)
     assert family_of(ADAPTERS.get("resnet18")) == "torchvision" and family_of(ADAPTERS.get("timm:resnet18")) == "timm"
