@@ -112,6 +112,7 @@ def test_unknown_family_names_are_one_line_with_suggestions(name, expected):
 def test_curated_names_keep_their_identity_and_each_has_a_family():
     assert ADAPTERS.canonical("ResNet-18") == "resnet18"
     assert ADAPTERS.get("resnet18").revision == 1 and type(ADAPTERS.get("resnet18")).__name__ == "AdapterSpec"
+
     # the package's own adapters (a test may have registered a toy one, e.g. tests/toy_domain.py)
     def module(build):
         return getattr(build, "func", build).__module__
