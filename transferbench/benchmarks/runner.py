@@ -41,6 +41,7 @@ from transferbench.errors import UserError
 from transferbench.tasks import DOMAINS, TaskData, load_task, resolve_task
 from transferbench.tasks.base import Split, TaskConfig, stratified_split, subsample
 from transferbench.tasks.domain import Domain, check_run_options
+from transferbench.tasks.hub import dataset_revision
 
 # RunSpec fields that shape a model or its inputs; the adapter (model_path, ...) or the task's
 # domain (image_size, ...) declares which of them it reads, and a run that sets another is refused
@@ -262,6 +263,16 @@ def build_adapter(spec: RunSpec, strategy: Strategy, num_classes: int) -> Adapte
     return model
 
 
+def public_spec(spec: RunSpec) -> dict[str, Any]:
+    """The run as it was asked for, every default resolved (``--show-config`` prints the same), with
+    local paths as folder/file names: published records never carry a machine's absolute paths."""
+    fields = asdict(spec)
+    for key in ("data_dir", "weights", "model_path"):
+        if fields[key] and Path(fields[key]).is_absolute():
+            fields[key] = Path(fields[key]).name
+    return fields
+
+
 def near_chance(accuracy: float, n: int, labels: np.ndarray) -> tuple[bool, float, float]:
     """Is test accuracy indistinguishable from always predicting the majority class?
     One-sided binomial test at p < 0.01. Returns (near_chance, majority_rate, p_value)."""
@@ -440,6 +451,7 @@ def build_record(
         "test_split": data.test_split,
         "data_source": data.source,
         "data_layout": data.layout,
+        "data_revision": dataset_revision(data),
         "data_notes": data.notes,
         "inputs": DOMAINS.get(data.domain).input_notes(data, input_settings(spec, cell.config, data)),
         "class_names": data.class_names,
@@ -464,6 +476,7 @@ def build_record(
             cell.identity["adapter"], model, pretrained=strategy.pretrained, weights=spec.weights
         ),
         "config": cell.identity,
+        "run_spec": public_spec(spec),
         "preprocessing": model.preprocessing.to_dict(),
         "versions": provenance.versions(),
         "git_commit": provenance.git_commit(),

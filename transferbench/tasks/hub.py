@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from transferbench.errors import DataError
-from transferbench.tasks.base import TaskConfig
+from transferbench.tasks.base import TaskConfig, TaskData
 
 _show_hub_progress = True
 
@@ -113,3 +113,17 @@ def check_columns(ds: Any, columns: tuple[str, ...], where: str) -> None:
 def class_names_of(ds: Any, label_column: str) -> list[str] | None:
     feature = ds.features.get(label_column)
     return list(feature.names) if hasattr(feature, "names") else None
+
+
+def dataset_revision(data: TaskData) -> str:
+    """What identifies the data a run read: the hub commit of a hub dataset (as the local hub cache
+    records it after the load; no network), else the content fingerprint of the decoded data."""
+    if data.layout == "hub" and data.source.startswith("hf://"):
+        from huggingface_hub import constants  # lazy: only hub datasets need it
+        from huggingface_hub.file_download import repo_folder_name
+
+        repo = data.source.removeprefix("hf://")
+        ref = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="dataset") / "refs" / "main"
+        if ref.is_file():
+            return f"hf:{repo}@{ref.read_text().strip()}"
+    return f"content:{data.fingerprint()}"
