@@ -455,16 +455,23 @@ def register_strategy(strategy: Strategy, aliases: tuple[str, ...] = ()) -> Stra
     return strategy
 
 
+# Fine-tuning's recipe, shared by the strategies that fine-tune everything (or a part) from
+# pretrained weights; each states where it departs from it
+FINETUNE_RECIPE: dict[str, Any] = {
+    "pretrained": True,
+    "freeze": "none",
+    "bn_policy": "frozen-stats",
+    "lr": 1e-3,
+    "backbone_lr_scale": 0.1,
+    "weight_decay": 0.01,
+}
+
+
 register_strategy(
     Strategy(
         "finetune",
         "pretrained; all layers train, backbone at 0.1x lr; BatchNorm statistics frozen",
-        pretrained=True,
-        freeze="none",
-        bn_policy="frozen-stats",
-        lr=1e-3,
-        backbone_lr_scale=0.1,
-        weight_decay=0.01,
+        **FINETUNE_RECIPE,
     ),
     aliases=("fine-tune", "ft"),
 )
@@ -485,12 +492,7 @@ register_strategy(
     ProbeThenFinetune(
         "lp-ft",
         "finetune, with the head initialised from a fitted linear probe (LP-FT, Kumar et al. 2022)",
-        pretrained=True,
-        freeze="none",
-        bn_policy="frozen-stats",
-        lr=1e-3,
-        backbone_lr_scale=0.1,
-        weight_decay=0.01,
+        **FINETUNE_RECIPE,
     ),
     aliases=("lpft",),
 )
@@ -498,12 +500,7 @@ register_strategy(
     Strategy(
         "partial",
         "pretrained; last 2 backbone blocks + head train, backbone at 0.1x lr; BN stats frozen",
-        pretrained=True,
-        freeze="last-2",
-        bn_policy="frozen-stats",
-        lr=1e-3,
-        backbone_lr_scale=0.1,
-        weight_decay=0.01,
+        **{**FINETUNE_RECIPE, "freeze": "last-2"},
     )
 )
 register_strategy(
@@ -564,12 +561,7 @@ register_strategy(
     LayerwiseDecay(
         "llrd",
         "finetune with layer-wise lr decay: top block at 0.1x lr, each block below 0.8x slower",
-        pretrained=True,
-        freeze="none",
-        bn_policy="frozen-stats",
-        lr=1e-3,
-        backbone_lr_scale=0.1,
-        weight_decay=0.01,
+        **FINETUNE_RECIPE,
     ),
     aliases=("layerwise-lr-decay", "discriminative-lr"),
 )
