@@ -353,7 +353,7 @@ def test_families_run_through_transferbench_run(tmp_path, small_imagefolder, sst
     from transferbench.adapters.text import minilm_path
 
     images = ["--task", "imagefolder", "--data-dir", str(small_imagefolder), "--image-size", "32"]
-    for name in ("timm:resnet10t", "torchvision:mobilenet_v3_small"):
+    for name in ("timm:resnet18", "torchvision:mobilenet_v3_small"):
         record = _run([*images, "--adapter", name, "--strategy", "scratch"], tmp_path / name.replace(":", "-"))
         assert record["adapter"] == name and record["status"] in ("ok", "near-chance")
         assert record["weights_revision"] is None  # from scratch: no weights to name
