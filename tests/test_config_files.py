@@ -15,6 +15,7 @@ from transferbench.benchmarks.cli import _build_parser, _specs_from_args, main
 from transferbench.benchmarks.runner import _load, resolved_strategy, run_identity, task_config
 from transferbench.benchmarks.suites import PACKAGE_SUITES
 from transferbench.tasks import TASKS
+from transferbench.tasks.base import TASK_FILES
 from transferbench.tasks.files import PACKAGE_TASKS
 
 SST2_FILE = """\
@@ -48,7 +49,9 @@ def _records(out: Path) -> list[dict]:
 
 
 def test_every_builtin_task_and_suite_is_a_file():
-    assert {p.stem for p in PACKAGE_TASKS.glob("*.yaml")} == set(TASKS.names())
+    # the package's own tasks (other tests register toy and user tasks in the same process)
+    ours = {n for n in TASKS.names() if TASKS.get(n).domain in ("vision", "text", "audio") and n not in TASK_FILES}
+    assert {p.stem for p in PACKAGE_TASKS.glob("*.yaml")} == ours
     assert {p.stem for p in PACKAGE_SUITES.glob("*.yaml")} == {"quick", "seed-vgg16-cifar10"}
 
 
@@ -78,7 +81,7 @@ def test_include_path_registers_every_task_file_in_a_folder(tmp_path):
         ("name: t\ndomain: text\n  bad: [indent\n", ":3: not valid YAML"),
         (SST2_FILE + "lable_column: stars\n", ":9: lable_column: unknown key; did you mean 'label_column'?"),
         (SST2_FILE.replace("loader: dir", "loader: dir\nimage_size: big"), ":5: image_size: expected an integer"),
-        (SST2_FILE.replace("domain: text", "domain: tabular"), ":2: domain: unknown domain 'tabular'"),
+        (SST2_FILE.replace("domain: text", "domain: spectra"), ":2: domain: unknown domain 'spectra'"),
         (SST2_FILE.replace("loader: dir", "loader: web"), ":4: loader: expected one of hub-or-dir, dir, builtin"),
         ("name: t\ndomain: text\n", ":1: missing key 'description'"),
         ("- a list\n", ":1: a task file is a mapping"),
