@@ -34,7 +34,7 @@ SPEECH_RECIPES = {
     "finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1},
     "scratch": {"lr": 1e-4, "weight_decay": 0.01},
     # the parameter-efficient and modern strategies at transformer rates (sources: strategies.py)
-    "lora": {"lr": 4e-4},
+    "lora": {"lr": 1e-3},  # as for text encoders (TRANSFORMER_RECIPES says why)
     "ia3": {"lr": 5e-4, "backbone_lr_scale": 6.0},
     "llrd": {"lr": 5e-4, "backbone_lr_scale": 0.1},
     "gradual-unfreeze": {"lr": 5e-4, "backbone_lr_scale": 0.1},

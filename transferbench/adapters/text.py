@@ -35,7 +35,11 @@ TRANSFORMER_RECIPES = {
     "partial": {"lr": 5e-4, "backbone_lr_scale": 0.1},
     "scratch": {"lr": 1e-4, "backbone_lr_scale": 1.0, "weight_decay": 0.01},
     # the parameter-efficient and modern strategies at transformer rates (sources: strategies.py)
-    "lora": {"lr": 4e-4},
+    # LoRA at 1e-3, not its authors' 4e-4: theirs came with 30-80 epochs (60 on SST-2). At the
+    # suite's few-epoch budgets 4e-4 underfits: MiniLM-L6 on the SST-2 fixture, 3 epochs, reached
+    # 0.841 against fine-tuning's 0.864, and 0.859 at 1e-3 (also 0.858 with 6 epochs or with every
+    # linear layer wrapped); results/NOTES.md has the runs.
+    "lora": {"lr": 1e-3},
     "ia3": {"lr": 5e-4, "backbone_lr_scale": 6.0},
     "llrd": {"lr": 5e-4, "backbone_lr_scale": 0.1},
     "gradual-unfreeze": {"lr": 5e-4, "backbone_lr_scale": 0.1},
