@@ -87,3 +87,12 @@ def _one_torch_thread(request: pytest.FixtureRequest):
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def serial_matrix(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """tests/matrix_cells.py's six cells run serially once: (their folder, their records). Read-only."""
+    from matrix_cells import run_serial
+
+    out = tmp_path_factory.mktemp("serial-matrix")
+    return out, run_serial(out)

@@ -100,8 +100,8 @@ def test_cli_report_on_a_torn_line_mid_file_tables_the_complete_records(tmp_path
     out = capsys.readouterr().out
     assert out.startswith("3 records ->") and "skipped 1 lines" in out
     md = (tmp_path / "report.md").read_text()
-    assert "| t | a | finetune | 100 | 0.850 ± 0.071 (n=2) |" in md
-    assert "| t | a | scratch | 100 | 0.500 ± 0.000 (n=1) |" in md
+    assert "| t | a | finetune | 100 | 2 | — | — | 0.850 ± 0.071 (n=2) |" in md
+    assert "| t | a | scratch | 100 | 2 | — | — | 0.500 ± 0.000 (n=1) |" in md
     assert "## Skipped lines (1)" in md and f"- {tmp_path.name}/results.jsonl:2: not complete JSON" in md
 
 
@@ -135,7 +135,7 @@ def test_report_writes_markdown_csv_and_plots(tmp_path):
     write(tmp_path / "results.jsonl", records)
     summary = report([tmp_path], tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| t | a | finetune | 100 | 0.805 ± 0.007 (n=2) | 0.785 | +50.0 [" in md
+    assert "| t | a | finetune | 100 | 2 | — | — | 0.805 ± 0.007 (n=2) | 0.785 | +50.0 [" in md
     assert "## Cross-domain summary" in md and "| text | words/enc/finetune | 0.900 |" in md
     assert "**diverged** nan at step 4" in md and "git commit" in md.lower()
     rows = list(csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines()))

@@ -59,7 +59,7 @@ def test_strict_reading_lists_every_problem_lenient_counts_them(tmp_path):
     with pytest.raises(UserError) as info, pytest.warns(UserWarning, match="results.jsonl:4: skipped"):
         read_results(path, strict=True)
     assert str(info.value) == (
-        f"{path}:2: not a transferbench record (status 'weird' is not one of ok, near-chance, diverged, oom); "
+        f"{path}:2: not a transferbench record (status 'weird' is not one of ok, near-chance, diverged, oom, failed); "
         f"{path}:3: not a transferbench record (not a JSON object)"
     )
     with pytest.warns(UserWarning, match="results.jsonl:4: skipped"):
@@ -75,7 +75,7 @@ def test_a_foreign_line_does_not_break_the_table_after_a_run(tmp_path):
     """What `run` used to end with (KeyError: 'task'): results.md is written from the valid records."""
     write(tmp_path / "results.jsonl", [rec("scratch", 0, 0.5)], tail='{"task": "earlier", "status": "ok"}\n')
     text = write_table(tmp_path)
-    assert "| t | a | scratch | 100 | 0.500 ± 0.000 (n=1) |" in text
+    assert "| t | a | scratch | 100 | 2 | — | — | 0.500 ± 0.000 (n=1) |" in text
     assert "## Skipped lines (1)" in text and "results.jsonl:2: not a transferbench record" in text
 
 
@@ -107,8 +107,8 @@ def test_missing_samples_per_s_is_shown_as_a_dash_and_never_averaged_as_zero():
     assert row["train_samples_per_s"] == pytest.approx(100.0)  # not (100 + 0) / 2
     (row,) = aggregate([unmeasured, {**unmeasured, "seed": 2, "throughput": {}}])
     assert row["train_samples_per_s"] is None
-    (line,) = [x for x in table([row]).splitlines() if x.startswith("| t |")]
-    assert line.split(" | ")[8] == "—"
+    header, _, line = table([row]).splitlines()
+    assert line.split(" | ")[header.split(" | ").index("train samples/s")] == "—"
 
 
 def _tables(markdown: str) -> list[str]:
@@ -131,7 +131,7 @@ def test_results_md_and_report_md_tables_come_from_one_function(tmp_path):
     assert _tables(results_md) == _tables(report_md) == expected and len(expected) == 2 + 3 + 2 + 1
     for text in (results_md, report_md):  # "failed" is the same everywhere: not ok, not near-chance
         assert "## Runs that did not finish" in text and "**oom** out of memory" in text
-        assert "| t | a | linear-probe | 100 | 0.900 ± 0.000 (n=1) ⚠ near chance (1/1 seeds) |" in text
+        assert "| t | a | linear-probe | 100 | 2 | — | — | 0.900 ± 0.000 (n=1) ⚠ near chance (1/1 seeds) |" in text
         assert "| t | a | partial |" not in text
 
 

@@ -7,7 +7,8 @@ from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks import throughput
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.results import read_records
-from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
+from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare, compare_merged
+from transferbench.errors import UserError
 
 NEURAL = [n for n in ADAPTERS.names() if not ADAPTERS.get(n).classical]
 
@@ -62,6 +63,27 @@ def test_compare_bare_interleaves_both_loops(tmp_path):
     record = compare_bare(_cfg("efficientnet-lite0", tmp_path, steps=4), rounds=2)
     assert record["ours"]["timed_steps"] == record["bare"]["timed_steps"] == 4
     assert record["ratio"] == pytest.approx(record["ours"]["samples_per_s"] / record["bare"]["samples_per_s"])
+
+
+@pytest.mark.parametrize("adapter", ["efficientnet-lite0", "bert-tiny"])
+def test_merged_compares_lora_inference_merged_and_unmerged(adapter, tmp_path):
+    record = compare_merged(_cfg(adapter, tmp_path, steps=4), rounds=2)
+    assert record["wrapped_modules"] > 0
+    assert record["merged"]["timed_steps"] == record["unmerged"]["timed_steps"] == 4
+    assert record["ratio"] == pytest.approx(record["merged"]["samples_per_s"] / record["unmerged"]["samples_per_s"])
+
+
+def test_merged_refuses_an_adapter_lora_cannot_wrap(tmp_path):
+    with pytest.raises(UserError, match="strategy 'lora' does not apply to adapter 'speaker-encoder'"):
+        compare_merged(_cfg("speaker-encoder", tmp_path))
+
+
+def test_merged_cli_appends_a_readable_record(tmp_path, capsys):
+    argv = ["bench", "--adapter", "efficientnet-lite0", "--image-size", "32", "--batch-size", "2", "--merged"]
+    assert main([*argv, "--steps", "2", "--warmup", "1", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert "merged" in capsys.readouterr().out
+    (record,) = read_records(tmp_path / "bench.jsonl")
+    assert record["comparison"].startswith("lora merged vs unmerged")
 
 
 def test_bench_cli_appends_a_record(tmp_path, capsys):

@@ -30,8 +30,10 @@ def tiny_bert(workdir: Path) -> dict[str, Any]:
     if not (path / "config.json").exists():
         path.mkdir(parents=True, exist_ok=True)
         words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "plot", "a", "not", "very"]
-        (path / "vocab.txt").write_text("\n".join(words + [f"w{i}" for i in range(52)]) + "\n")
-        BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+        # vocab= (a dict), not vocab_file=: transformers 5 ignores vocab_file and keeps only the 5
+        # special tokens, so every word would be [UNK] and no test could learn from the text
+        vocab = {w: i for i, w in enumerate(words + [f"w{i}" for i in range(52)])}
+        BertTokenizerFast(vocab=vocab).save_pretrained(path)
         config = BertConfig(
             vocab_size=64,
             hidden_size=32,

@@ -18,19 +18,31 @@ from typing import Any
 
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.families import family_of
-from transferbench.benchmarks import provenance
+from transferbench.benchmarks import distributed, provenance
+from transferbench.benchmarks.ray_executor import RayExecutor
 from transferbench.benchmarks.report import report, write_index
-from transferbench.benchmarks.results import append_record, prepare_out_dir, write_table
-from transferbench.benchmarks.runner import INPUT_OPTIONS, STRATEGY_OPTIONS, RunSpec, run_all
+from transferbench.benchmarks.results import FAILED, RESULTS_FILE, append_record, prepare_out_dir, write_table
+from transferbench.benchmarks.runner import (
+    EXECUTORS,
+    INPUT_OPTIONS,
+    STRATEGY_OPTIONS,
+    Executor,
+    ExecutorOptions,
+    LaunchedExecutor,
+    RunSpec,
+    Shard,
+    run_all,
+)
 from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.suites import SUITES, Suite, read_matrix
-from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
+from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare, compare_merged
 from transferbench.benchmarks.training import Budget
 from transferbench.benchmarks.validate import validate
 from transferbench.errors import UserError
 from transferbench.plugins import load_plugins
 from transferbench.registry import Registry, suggest
 from transferbench.tasks import TASKS, hub, include_path, register_task_file
+from transferbench.tasks.protocols import PROTOCOLS
 
 LISTABLE = ("tasks", "adapters", "strategies", "suites")
 
@@ -84,6 +96,7 @@ def _add_run_parser(sub: Any) -> None:
     _add_budget_args(p_run)
     _add_input_args(p_run)
     _add_device_args(p_run)
+    _add_executor_args(p_run)
     p_run.add_argument("--out", help="output directory (default: runs/<suite or task-adapter>)")
     p_run.add_argument(
         "--resume",
@@ -149,7 +162,7 @@ def _add_input_args(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument(
         "--train-examples",
         help="data-budget sweep, e.g. 10,100,1000,all (total, or per class "
-        "with --per-class); every strategy runs at every budget",
+        "with --per-class) or a protocol (vtab-1k: 800 train + 200 validation); every strategy runs at every budget",
     )
     p_run.add_argument(
         "--test-fold",
@@ -165,6 +178,12 @@ def _add_device_args(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("--channels-last", action="store_true")
     p_run.add_argument("--compile", action="store_true", help="torch.compile the model (recorded with the result)")
     p_run.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm) where they "
+        "train (scratch); recorded, and part of the run's identity",
+    )
+    p_run.add_argument(
         "--pipeline-efficiency",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -173,9 +192,62 @@ def _add_device_args(p_run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_executor_args(p_run: argparse.ArgumentParser) -> None:
+    """Where the matrix runs (docs/distributed.md): here one cell at a time, on Ray, or one shard of it."""
+    p_run.add_argument(
+        "--executor",
+        choices=EXECUTORS.names(),
+        default="serial",
+        help=f"serial: one cell after another here (default); {RayExecutor.name}: each cell a Ray task, on a "
+        "local instance or the cluster at --ray-address / $RAY_ADDRESS (needs the ray extra)",
+    )
+    p_run.add_argument(
+        "--ray-address", help="ray: the cluster to run on (default: $RAY_ADDRESS, else a local instance)"
+    )
+    p_run.add_argument(
+        "--gpus-per-run", type=float, help="ray: GPUs each cell reserves (default 0; 0.5 puts two cells on one GPU)"
+    )
+    p_run.add_argument(
+        "--cpus-per-run", type=float, help="ray: CPUs each cell reserves, and its torch threads (default 1)"
+    )
+    p_run.add_argument("--max-retries", type=int, help="ray: restarts of a cell whose worker process died (default 2)")
+    p_run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run shard I of N of the matrix (1 <= I <= N; for SLURM arrays and Kubernetes Indexed Jobs), "
+        "appending to results.shard-I-of-N.jsonl in --out",
+    )
+
+
+EXECUTOR_FLAGS = ("ray_address", "gpus_per_run", "cpus_per_run", "max_retries")
+
+
+def parse_shard(text: str) -> Shard:
+    """``2/4`` -> Shard(2, 4)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise UserError(f"--shard {text!r} is not valid: expected I/N with 1 <= I <= N, e.g. --shard 2/4")
+    return Shard(int(match.group(1)), int(match.group(2)))
+
+
+def _executor_options(args: argparse.Namespace) -> ExecutorOptions:
+    """The executor flags given; one that the chosen executor does not read is an error, not a no-op."""
+    given = {name: getattr(args, name) for name in EXECUTOR_FLAGS if getattr(args, name) is not None}
+    if args.executor == "serial" and given:
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise UserError(f"{flag} applies to --executor ray (the serial executor runs each cell here, in turn)")
+    options = ExecutorOptions(**given)
+    options.check()
+    return options
+
+
 def _add_report_parser(sub: Any) -> None:
     p_report = sub.add_parser("report", help="tables, CSV and plots from results.jsonl files")
-    p_report.add_argument("paths", nargs="*", help="results.jsonl files or directories holding one")
+    p_report.add_argument(
+        "paths",
+        nargs="*",
+        help="results.jsonl files, or folders (a folder's results.jsonl and --shard files are read as one set)",
+    )
     p_report.add_argument("--out", help="output directory (default: the first path's directory)")
     p_report.add_argument("--skip-invalid", action="store_true", help="skip malformed lines instead of stopping")
     p_report.add_argument("--no-plots", action="store_true")
@@ -210,21 +282,29 @@ def _add_bench_parser(sub: Any) -> None:
         action="store_true",
         help="compare our train step with a bare PyTorch loop (interleaved, same process)",
     )
+    p_bench.add_argument(
+        "--merged",
+        action="store_true",
+        help="LoRA inference: adapters merged into the weights vs kept separate (interleaved, same process)",
+    )
     p_bench.add_argument("--out", help="append the record as one JSON line to OUT/bench.jsonl")
 
 
 def parse_budgets(text: str) -> list[int | None]:
-    """``10,100,all`` -> [10, 100, None]."""
-    budgets: list[int | None] = []
+    """``10,100,vtab-1k,all`` -> [10, 100, "vtab-1k", None]."""
+    budgets: list[int | str | None] = []
     for part in text.split(","):
         part = part.strip().lower()
         if part == "all":
             budgets.append(None)
         elif part.isdigit() and int(part) > 0:
             budgets.append(int(part))
+        elif part in PROTOCOLS:
+            budgets.append(PROTOCOLS.canonical(part))
         else:
             raise UserError(
-                f"--train-examples {text!r} is not valid: expected positive integers or 'all', e.g. 10,100,1000,all"
+                f"--train-examples {text!r} is not valid: expected positive integers, 'all' or a data protocol "
+                f"({', '.join(PROTOCOLS.names())}), e.g. 10,100,1000,all"
             )
     return budgets
 
@@ -270,6 +350,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(
             f"  transferbench {record['ours']['samples_per_s']:.1f} samples/s, "
             f"bare loop {record['bare']['samples_per_s']:.1f} samples/s, ratio {record['ratio']:.3f}"
+        )
+    elif args.merged:
+        record = compare_merged(cfg)
+        print(
+            f"{record['adapter']} inference with LoRA on {record['wrapped_modules']} layers, batch {cfg.batch_size}, "
+            f"{record['setup']['input']}, amp {record['setup']['amp']} on "
+            f"{record['hardware'].get('gpu') or record['hardware']['cpu']}:"
+        )
+        print(
+            f"  merged {record['merged']['samples_per_s']:.1f} samples/s, unmerged "
+            f"{record['unmerged']['samples_per_s']:.1f} samples/s, ratio {record['ratio']:.3f}"
         )
     else:
         record = bench(cfg)
@@ -344,12 +435,13 @@ RUN_FLAGS = (
     "channels_last",
     "pipeline_efficiency",
     "compile",
+    "sync_bn",
     *INPUT_OPTIONS,
     *STRATEGY_OPTIONS,
 )
 
 
-STORE_TRUE = ("channels_last", "compile", "trust_remote_code")
+STORE_TRUE = ("channels_last", "compile", "trust_remote_code", "sync_bn")
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -400,6 +492,12 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]
     seeds = tuple(parse_seeds(args.seeds)) if args.seeds is not None else suite.seeds
     budget_overrides, run_overrides = _given(args, BUDGET_FLAGS), _given(args, RUN_FLAGS)
     _check_strategy_options(run_overrides, suite)
+    if (args.train_examples or suite.train_examples != (None,)) and args.max_train_examples is not None:
+        raise UserError(
+            "--max-train-examples and --train-examples (or the matrix's train_examples) both set the "
+            "training-set size: use one "
+            f"(--train-examples {args.max_train_examples} for that size alone)"
+        )
     sweep_budgets = bool(args.train_examples) or suite.train_examples != (None,)
     data_budgets = parse_budgets(args.train_examples) if args.train_examples else list(suite.train_examples)
     per_class = args.per_class or suite.per_class
@@ -409,7 +507,10 @@ def _specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]
         budget = Budget(**{**template.get("budget", {}), **budget_overrides})
         sweep: dict[str, Any] = {"test_fold": fold}
         if sweep_budgets:
-            sweep.update(max_train_examples=n_examples, per_class=per_class)
+            if isinstance(n_examples, str):  # a data protocol fixes the selection itself
+                sweep.update(data_protocol=n_examples, max_train_examples=None, per_class=False)
+            else:
+                sweep.update(max_train_examples=n_examples, per_class=per_class)
         kw = {k: v for k, v in template.items() if k != "budget"}
         specs.append(RunSpec(**{**kw, **run_overrides, **sweep, "seed": seed, "budget": budget}))
     return specs, suite.data_note, suite.name
@@ -422,29 +523,64 @@ def show_config(specs: list[RunSpec]) -> str:
     return yaml.safe_dump([dataclasses.asdict(spec) for spec in specs], sort_keys=False)
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def _executor(args: argparse.Namespace, options: ExecutorOptions) -> str | Executor:
+    """The executor named by --executor; under a launcher (torchrun) every rank's LaunchedExecutor."""
+    if not distributed.is_distributed():
+        return args.executor
+    if args.executor != "serial":
+        raise UserError(
+            f"--executor {args.executor} places whole runs; under torchrun this process is one of "
+            f"{distributed.world_size()} that run each cell together: use one or the other"
+        )
+    return LaunchedExecutor(options)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     specs, note, label = _specs_from_args(args)
+    shard = parse_shard(args.shard) if args.shard else None
+    options = _executor_options(args)
     if args.show_config:
-        print(show_config(specs), end="")
-        return
+        print(show_config(shard.select(specs) if shard else specs), end="")
+        return 0
     provenance.git_commit()  # read now: the code that runs is the code at start, whatever is committed meanwhile
     out = prepare_out_dir(args.out or Path("runs") / label)
     resume = args.resume if args.resume is not None else bool(args.suite or args.config or not args.task)
     if note:
         print(f"data: {note}")
-    print(f"{len(specs)} runs -> {out}/results.jsonl" + (" (resuming: finished runs are skipped)" if resume else ""))
+    count = f"{len(specs)} runs" if shard is None else f"shard {shard.index}/{shard.count}: "
+    if shard is not None:
+        count += f"{len(shard.select(specs))} of {len(specs)} runs"
+    target = out / (shard.file if shard else RESULTS_FILE)
+    print(f"{count} -> {target}" + (" (resuming: finished runs are skipped)" if resume else ""))
     progress = not args.no_progress and sys.stderr.isatty()
     hub.set_progress(progress)
-    run_all(specs, out_dir=out, resume=resume, progress=progress)
+    executor = _executor(args, options)
+    records = run_all(
+        specs, out_dir=out, resume=resume, progress=progress, executor=executor, options=options, shard=shard
+    )
+    distributed.shutdown()
+    if not distributed.is_main():  # rank 0 writes the table
+        return 0
     table = write_table(out)
     print()
     print(table)
+    failed = sum(r["status"] == FAILED for r in records)
+    if failed:
+        print(
+            f"transferbench: {failed} of {len(records)} runs failed (recorded with their error, listed in "
+            f"{out / 'results.md'}); --resume runs them again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if not distributed.is_main():  # one copy of the output: rank 0's (errors still reach stderr)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's lifetime)
     if args.command is None:  # bare `transferbench`: the quick suite, like `transferbench run`
         args = parser.parse_args(["run", *(argv or [])])
     try:
@@ -459,14 +595,27 @@ def main(argv: list[str] | None = None) -> int:
             for target in args.targets:
                 print(validate(target))
         else:
-            cmd_run(args)
+            return cmd_run(args)
     except UserError as exc:
-        print(f"transferbench: error: {exc}", file=sys.stderr)
+        distributed.before_error_line(exc, user_error=True)
+        print(f"transferbench: error{_where()}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("transferbench: interrupted; finished runs are in results.jsonl", file=sys.stderr)
         return 130
+    except Exception as exc:  # one rank of a run across processes: one line, not N interleaved tracebacks
+        if not distributed.is_distributed():
+            raise
+        distributed.before_error_line(exc, user_error=False)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"transferbench: error{_where()}: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _where() -> str:
+    """`` (rank 1/2)`` in a run across processes, so the line says which process failed."""
+    return f" ({distributed.label()})" if distributed.is_distributed() else ""
 
 
 if __name__ == "__main__":

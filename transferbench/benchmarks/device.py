@@ -61,3 +61,16 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
     )
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> dict[str, float | str | None]:
+    """Peak accelerator memory since ``reset_peak_memory`` (CUDA's allocator); elsewhere None and why,
+    never a made-up figure (host RSS would mix in the data, the interpreter and other libraries)."""
+    if device.type == "cuda":
+        return {"peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30}
+    return {"peak_memory_gib": None, "peak_memory_note": f"not measured on {device.type}: CUDA only"}

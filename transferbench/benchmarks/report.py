@@ -16,7 +16,6 @@ from typing import Any
 
 from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks.results import (
-    RESULTS_FILE,
     SCHEMA,
     STATUSES,
     aggregate,
@@ -25,6 +24,7 @@ from transferbench.benchmarks.results import (
     prepare_out_dir,
     provenance_lines,
     read_results,
+    results_files,
     validate_record,
     welch_interval,
     write_atomic,
@@ -51,15 +51,19 @@ __all__ = [
 
 
 def load_results(paths: list[str | Path], *, skip_invalid: bool = False) -> tuple[list[dict], list[str]]:
-    """Run records from results.jsonl files (or directories holding one); returns (records, skipped
-    lines as ``file:line: why``). Torn lines are skipped with a warning; a line that is not a
-    transferbench record is a UserError naming file:line, or (``skip_invalid``) skipped and counted."""
+    """Run records from results files or folders (a folder's results.jsonl and ``--shard`` files are
+    one set: ``results_files``); returns (records, skipped lines as ``file:line: why``). Torn lines
+    are skipped with a warning; a line that is not a transferbench record is a UserError naming
+    file:line, or (``skip_invalid``) skipped and counted."""
     records: list[dict] = []
     skipped: list[str] = []
     for given in paths:
         path = Path(given)
-        path = path / RESULTS_FILE if path.is_dir() else path
-        if not path.is_file():
+        if path.is_dir() and not results_files(path):
+            raise UserError(
+                f"report: {path} holds no results.jsonl (nor results.shard-I-of-N.jsonl files from --shard)"
+            )
+        if not path.exists():
             raise UserError(f"report: {path} not found (expected a results.jsonl or a directory holding one)")
         loaded = read_results(
             path, strict=not skip_invalid, validate=validate_record, hint="use --skip-invalid to report the rest"
@@ -108,6 +112,10 @@ CSV_FIELDS = (
     "adapter",
     "strategy",
     "train_examples",
+    "data_protocol",
+    "epochs",
+    "steps",
+    "input_size",
     "n_seeds",
     "accuracy_mean",
     "accuracy_std",
@@ -115,6 +123,10 @@ CSV_FIELDS = (
     "gain_pts",
     "gain_ci_low_pts",
     "gain_ci_high_pts",
+    "gain_best_pts",
+    "gain_best_ci_low_pts",
+    "gain_best_ci_high_pts",
+    "best_scratch",
     "near_chance_runs",
     "train_s_mean",
     "train_samples_per_s",
@@ -122,6 +134,7 @@ CSV_FIELDS = (
     "time_to_target_s",
     "trainable_params",
     "total_params",
+    "trainable_share",
 )
 
 
@@ -130,8 +143,21 @@ def to_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        ci = r["gain_ci_pts"] or (None, None)
-        writer.writerow({**r, "gain_ci_low_pts": ci[0], "gain_ci_high_pts": ci[1]})
+        ci, best = r["gain_ci_pts"] or (None, None), r["gain_best_ci_pts"] or (None, None)
+        share = r["trainable_params"] / r["total_params"] if r["total_params"] else None
+        budget = {k: ";".join(map(str, r[k])) for k in ("epochs", "steps")} if not r["closed_form"] else {}
+        writer.writerow(
+            {
+                **r,
+                "epochs": budget.get("epochs", ""),
+                "steps": budget.get("steps", "closed-form"),
+                "gain_ci_low_pts": ci[0],
+                "gain_ci_high_pts": ci[1],
+                "gain_best_ci_low_pts": best[0],
+                "gain_best_ci_high_pts": best[1],
+                "trainable_share": share,
+            }
+        )
     return buffer.getvalue()
 
 
@@ -231,31 +257,99 @@ def _plot_validation_curves(full: list[dict], tasks: list[str], out: Path) -> Pa
     return _save(fig, out / "validation_curves.png")
 
 
+def _plain(v: float) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{suffix}"
+    return f"{v:g}"
+
+
+def _plain_log_axis(axis: Any) -> None:
+    """Log scale with plain numbers (100, 10k, 1M), not 10^2 notation."""
+    ticker = _pyplot().matplotlib.ticker
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _plain(v)))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _error_bars(rows: list[dict], name: str) -> list[list[float]] | None:
+    """Asymmetric error bars from the 95% intervals (zero where a row has none: n = 1)."""
+    lows, highs = [], []
+    for r in rows:
+        ci = r[f"{name}_ci_pts"]
+        lows.append(r[f"{name}_pts"] - ci[0] if ci else 0.0)
+        highs.append(ci[1] - r[f"{name}_pts"] if ci else 0.0)
+    return [lows, highs] if any(lows) or any(highs) else None
+
+
 def _plot_gain_vs_examples(rows: list[dict], swept: list[str], out: Path) -> Path:
-    fig, ax = _pyplot().subplots(figsize=(6.5, 4.5))
-    for task in swept:
-        gains = [r for r in rows if r["task"] == task and r["gain_pts"] is not None]
-        for key in sorted({(r["adapter"], r["strategy"]) for r in gains}):
-            rs = sorted((r for r in gains if (r["adapter"], r["strategy"]) == key), key=lambda r: r["train_examples"])
-            ax.plot(
-                [r["train_examples"] for r in rs],
-                [r["gain_pts"] for r in rs],
-                marker="o",
-                label=f"{task}/{key[0]}/{key[1]}",
-            )
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled training examples (log)")
-    ax.set_ylabel("gain over scratch, accuracy points")
-    ax.set_title("what transfer buys, by data budget")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    """Gain over the same architecture from scratch, and over the task's strongest scratch row, by
+    data budget; error bars are 95% intervals across seeds where n > 1."""
+    fig, axes = _pyplot().subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, name, title in (
+        (axes[0], "gain", "over the same architecture from scratch"),
+        (axes[1], "gain_best", "over the task's strongest scratch row"),
+    ):
+        for task in swept:
+            gains = [r for r in rows if r["task"] == task and r[f"{name}_pts"] is not None and r["pretrained"]]
+            for key in sorted({(r["adapter"], r["strategy"]) for r in gains}):
+                rs = sorted(
+                    (r for r in gains if (r["adapter"], r["strategy"]) == key), key=lambda r: r["train_examples"]
+                )
+                ax.errorbar(
+                    [r["train_examples"] for r in rs],
+                    [r[f"{name}_pts"] for r in rs],
+                    yerr=_error_bars(rs, name),
+                    marker="o",
+                    capsize=3,
+                    label=f"{task}/{key[0]}/{key[1]}",
+                )
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis)
+        ax.set_xlabel("labelled training examples (log)")
+        ax.set_ylabel("gain, accuracy points")
+        ax.set_title(f"what transfer buys: {title}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return _save(fig, out / "gain_vs_examples.png")
+
+
+def _plot_accuracy_vs_trainable(full: list[dict], tasks: list[str], out: Path) -> Path:
+    """What parameter-efficient methods promise, per task: accuracy against trainable parameters."""
+    fig, panels = _per_task_figure(tasks)
+    for ax, task in panels:
+        rs = sorted((r for r in full if r["task"] == task), key=lambda r: r["trainable_params"])
+        for i, r in enumerate(rs):
+            ax.errorbar(
+                r["trainable_params"],
+                r["accuracy_mean"],
+                yerr=r["accuracy_std"] if r["n_seeds"] > 1 else None,
+                fmt="o",
+                capsize=3,
+                color="tab:blue" if r["pretrained"] else "tab:gray",
+            )
+            ax.annotate(
+                f"{r['adapter']}/{r['strategy']}",
+                (r["trainable_params"], r["accuracy_mean"]),
+                fontsize=7,
+                xytext=(5, 6 if i % 2 == 0 else -11),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis)
+        ax.set_xlabel("trainable parameters (log)")
+        ax.set_ylabel("test accuracy (± std over seeds where n > 1)")
+        ax.set_title(f"{task}: accuracy vs trainable parameters", fontsize=9)
+        ax.margins(x=0.35, y=0.15)
+        ax.grid(alpha=0.3)
+    return _save(fig, out / "accuracy_vs_trainable_params.png")
 
 
 def plot(rows: list[dict], out: Path) -> list[Path]:
     """PNG plots: accuracy by strategy per task; accuracy vs training seconds; validation curves;
-    transfer gain against labelled examples where a task was swept over data budgets."""
+    accuracy vs trainable parameters; transfer gain against labelled examples where a task was swept
+    over data budgets."""
     tasks = sorted({r["task"] for r in rows})
     largest = {t: max(r["train_examples"] for r in rows if r["task"] == t) for t in tasks}
     full = [r for r in rows if r["train_examples"] == largest[r["task"]]]
@@ -263,6 +357,7 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         _plot_accuracy_by_strategy(full, tasks, out),
         _plot_accuracy_vs_cost(full, tasks, out),
         _plot_validation_curves(full, tasks, out),
+        _plot_accuracy_vs_trainable(full, tasks, out),
     ]
     swept = [t for t in tasks if len({r["train_examples"] for r in rows if r["task"] == t}) > 1]
     if swept:
@@ -309,8 +404,107 @@ def not_run_here() -> list[str]:
     return commands
 
 
+def device_kind(record: dict) -> str:
+    """ "CPU" or the GPU's name: results from different devices are different columns (AMP and kernels
+    differ, and so, slightly, do accuracies), never averaged together."""
+    return (record.get("hardware") or {}).get("gpu") or "CPU"
+
+
+def _rows_by_device(records: list[dict]) -> list[tuple[tuple, dict]]:
+    """(column key, aggregated row) for every device's records, aggregated apart; a column is task x
+    data budget x device x input size."""
+    by_device: dict[str, list[dict]] = {}
+    for r in records:
+        by_device.setdefault(device_kind(r), []).append(r)
+    keyed = [
+        (
+            (
+                row["task"],
+                row["train_examples"],
+                row["data_protocol"] or f"{row['train_examples']} ex",
+                device,
+                row["input_size"],
+            ),
+            row,
+        )
+        for device, group in sorted(by_device.items())
+        for row in aggregate(group)
+    ]
+    sizes: dict[tuple, set[str]] = {}
+    for key, _ in keyed:
+        sizes.setdefault(key[:4], set()).add(key[4])
+    return [((*key[:4], _size_column(key[4], sizes[key[:4]])), row) for key, row in keyed]
+
+
+def _size_column(size: str, sizes: set[str]) -> str:
+    """A row's input size, or for a model without one (classical) the task's only size, if it has one."""
+    if size != "—":
+        return size
+    sized = sizes - {"—"}
+    return next(iter(sized)) if len(sized) == 1 else ""
+
+
+def _label(column: tuple) -> str:
+    task, _, budget, device, size = column
+    return f"{task} ({budget}{', ' + size if size else ''}, {device})"
+
+
+def cross_task(records: list[dict]) -> tuple[list[str], list[dict[str, Any]]]:
+    """VTAB-style summary of every published set pooled (one reader, one aggregator): one row per
+    adapter x strategy, one column per task x data budget x input size x device, and the mean over
+    the columns the row has (``columns``: how many, since means over
+    different tasks do not compare)."""
+    keyed = _rows_by_device(records)
+    columns = [_label(c) for c in sorted({c for c, _ in keyed})]
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for column, r in keyed:
+        entry = table.setdefault((r["adapter"], r["strategy"]), {"adapter": r["adapter"], "strategy": r["strategy"]})
+        entry[_label(column)] = r
+    out = []
+    for key in sorted(table):
+        entry = table[key]
+        accs = [entry[c]["accuracy_mean"] for c in columns if c in entry]
+        out.append({**entry, "mean": statistics.fmean(accs), "columns": len(accs)})
+    return columns, out
+
+
+def summary_csv(columns: list[str], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["adapter", "strategy", *columns, "mean", "columns"])
+    for r in rows:
+        cells = [f"{r[c]['accuracy_mean']:.4f}" if c in r else "" for c in columns]
+        writer.writerow([r["adapter"], r["strategy"], *cells, f"{r['mean']:.4f}", r["columns"]])
+    return buffer.getvalue()
+
+
+def summary_markdown(columns: list[str], rows: list[dict]) -> list[str]:
+    """The cross-task table for results/README.md: test accuracy mean ± std (n seeds) per cell."""
+
+    def cell(r: dict) -> str:
+        return f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} ({r['n_seeds']})"
+
+    lines = [
+        "## Every published set, one table",
+        "",
+        "Test accuracy, mean ± std (seeds), of every result set above pooled: one row per adapter × strategy, "
+        "one column per task at a data budget, input size and device, and the mean over the columns a row has "
+        "(a mean over fewer columns does not compare with one over more). The "
+        "same numbers as CSV: [summary.csv](summary.csv).",
+        "",
+        "| adapter | strategy | " + " | ".join(columns) + " | mean (columns) |",
+        "|---|---|" + "---:|" * (len(columns) + 1),
+    ]
+    for r in rows:
+        cells = [cell(r[c]) if c in r else "—" for c in columns]
+        mean = f"{r['mean']:.3f} ({r['columns']})"
+        lines.append(f"| {r['adapter']} | {r['strategy']} | " + " | ".join(cells) + f" | {mean} |")
+    return [*lines, ""]
+
+
 def write_index(results_dir: str | Path) -> Path:
-    """results/README.md: one entry per published result set (a folder with a results.jsonl)."""
+    """results/README.md: one entry per published result set (a folder with a results.jsonl), and the
+    cross-task table of them all, also written as results/summary.csv."""
     root = Path(results_dir)
     lines = [
         "# Published results",
@@ -323,10 +517,12 @@ def write_index(results_dir: str | Path) -> Path:
         "| result set | runs | tasks | adapters | strategies | device | git commit | finished |",
         "|---|---:|---|---|---|---|---|---|",
     ]
-    for path in sorted(root.glob("*/results.jsonl")):
+    published: list[dict] = []
+    for path in sorted(folder for folder in root.iterdir() if folder.is_dir() and results_files(folder)):
         records, _ = load_results([path], skip_invalid=True)
         if not records:
             continue
+        published += records
 
         tasks, adapters, strategies = (
             ", ".join(sorted({str(r[k]) for r in records})) for k in ("task", "adapter", "strategy")
@@ -335,15 +531,17 @@ def write_index(results_dir: str | Path) -> Path:
         devices = ", ".join(sorted({r["hardware"].get("gpu") or r["hardware"].get("cpu", "?") for r in records}))
         commits = ", ".join(sorted({r["git_commit"][:12] for r in records}))
         lines.append(
-            f"| [{path.parent.name}]({path.parent.name}/) | {len(records)} | {tasks} | "
+            f"| [{path.name}]({path.name}/) | {len(records)} | {tasks} | "
             f"{adapters} | {strategies} | {devices} | {commits} | "
             f"{max(r['finished_at'] for r in records)[:10]} |"
         )
     for path in sorted(root.glob("*/*.md")):
         if path.parent.name == "throughput" or path.name == "report.md":
             lines.append(f"\n- [{path.parent.name}/{path.name}]({path.parent.name}/{path.name})")
+    columns, summary = cross_task(published)
+    lines += ["", *summary_markdown(columns, summary)]
+    write_atomic(root / "summary.csv", summary_csv(columns, summary))
     lines += [
-        "",
         "## Not run here",
         "",
         "These machines cannot reach the Hugging Face hub or download.pytorch.org, so rows whose pretrained "

@@ -36,12 +36,21 @@ from transferbench.benchmarks import faults
 from transferbench.errors import UserError
 
 RESULTS_FILE = "results.jsonl"
+# what `run --shard I/N` appends to: one file per shard, so array jobs sharing a folder never share a file
+SHARD_FILE = "results.shard-{index}-of-{count}.jsonl"
+_SHARD_NAME = re.compile(r"results\.shard-(\d+)-of-(\d+)\.jsonl")
 TABLE_FILE = "results.md"
 BENCH_FILES = ("bench.jsonl", "timm-reference.jsonl")  # throughput measurements, not runs
 FINISHED = ("ok", "near-chance")  # runs with metrics; any other status is a failed run, everywhere
-STATUSES = (*FINISHED, "diverged", "oom")
+# what --resume counts as done: outcomes the recipe itself decides, which a rerun of the same identity
+# repeats (a divergence is deterministic). It reruns "oom" (it depends on the device and on what else
+# holds its memory) and "failed" (the cell raised, or its worker process died every time it was tried).
+SETTLED = (*FINISHED, "diverged")
+STATUSES = (*SETTLED, "oom", "failed")
+FAILED = "failed"
 NUMBER = (int, float)
-# field -> (type(s), required for every status?) ; nested dicts are checked by their own rows
+# field -> (type(s), required for every status?) ; nested dicts are checked by their own rows. A
+# "failed" record has the identity fields but none of the measurements (required=False).
 SCHEMA: dict[str, tuple[Any, bool]] = {
     "run_id": (str, True),
     "status": (str, True),
@@ -54,11 +63,11 @@ SCHEMA: dict[str, tuple[Any, bool]] = {
     "epochs": (int, True),
     "train_examples": (int, True),
     "test_examples": (int, True),
-    "metrics": (dict, True),
-    "val_accuracy_per_epoch": (list, True),
-    "time": (dict, True),
-    "throughput": (dict, True),
-    "params": (dict, True),
+    "metrics": (dict, False),
+    "val_accuracy_per_epoch": (list, False),
+    "time": (dict, False),
+    "throughput": (dict, False),
+    "params": (dict, False),
     "config": (dict, True),
     "versions": (dict, True),
     "git_commit": (str, True),
@@ -182,23 +191,31 @@ def _is_number(value: Any) -> bool:
 
 
 def validate_record(record: Any) -> str | None:
-    """None if ``record`` is a transferbench run record, else what is wrong (one short phrase)."""
+    """None if ``record`` is a transferbench run record, else what is wrong (one short phrase). A
+    ``failed`` record (the cell raised, or its worker died) measured nothing: it needs the identity
+    fields and a ``status_detail`` saying why, and the measurement fields only where present."""
     if not isinstance(record, dict):
         return "not a JSON object"
-    for key, (kind, _) in SCHEMA.items():
+    failed = record.get("status") == FAILED
+    for key, (kind, required) in SCHEMA.items():
         if key not in record:
-            return f"missing field {key!r}"
+            if required or not failed:
+                return f"missing field {key!r}"
+            continue
         if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
             return f"field {key!r} should be {getattr(kind, '__name__', 'number')}, got {type(record[key]).__name__}"
     if record["status"] not in STATUSES:
         return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    if failed and not isinstance(record.get("status_detail"), str):
+        return "a failed record needs status_detail (what went wrong)"
     for key, fields in NESTED.items():
         for sub, kind in fields.items():
-            if not isinstance(record[key].get(sub), kind) or isinstance(record[key].get(sub), bool):
+            if key in record and (not isinstance(record[key].get(sub), kind) or isinstance(record[key].get(sub), bool)):
                 return f"field {key}.{sub} should be a number"
     for key, subs in OPTIONAL_NUMBERS.items():
         for sub in subs:
-            if record[key].get(sub) is not None and not _is_number(record[key][sub]):
+            value = record.get(key, {}).get(sub)
+            if value is not None and not _is_number(value):
                 return f"field {key}.{sub} should be a number or null"
     if not isinstance(record.get("details", {}), dict):
         return "field 'details' should be dict"
@@ -217,10 +234,11 @@ def validate_bench_record(record: Any) -> str | None:
     for key, kind in (("finished_at", str), ("hardware", dict), ("versions", dict)):
         if not isinstance(record.get(key), kind):
             return f"missing field {key!r}"
-    if not isinstance(record.get("results"), dict) and not all(
-        isinstance(record.get(k), dict) for k in ("ours", "bare")
+    pairs = (("ours", "bare"), ("merged", "unmerged"))  # --compare-bare, --merged
+    if not isinstance(record.get("results"), dict) and not any(
+        all(isinstance(record.get(k), dict) for k in pair) for pair in pairs
     ):
-        return "missing field 'results' (or 'ours' and 'bare' of a --compare-bare record)"
+        return "missing field 'results' (or 'ours' and 'bare' of --compare-bare, 'merged' and 'unmerged' of --merged)"
     return None
 
 
@@ -277,19 +295,27 @@ def _listing(problems: list[Skipped], limit: int = 5) -> str:
     return shown + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
 
 
-def read_results(
-    path: str | Path,
-    *,
-    strict: bool = False,
-    validate: Callable[[Any], str | None] | None = None,
-    warn: bool = True,
-    hint: str = "",
-) -> Loaded:
-    """Records of one JSON Lines file (none if it does not exist). A torn line (not complete JSON)
-    is skipped with a warning in both modes. A complete line that ``validate`` rejects (default: by
-    the file's name, see ``_validator_for``) is skipped and counted (lenient), or (``strict``) a
-    UserError naming every such ``file:line`` after the whole file was read (``hint`` appended)."""
-    path = Path(path)
+def shard_file(index: int, count: int) -> str:
+    """The file shard ``index`` of ``count`` (``run --shard I/N``, 1-based) appends to."""
+    return SHARD_FILE.format(index=index, count=count)
+
+
+def results_files(folder: str | Path) -> list[Path]:
+    """The run files of a result folder, read as one set: results.jsonl, then the shard files by
+    shard count and index (numerically: 2 before 10). Shard files of another partition (an earlier
+    ``--shard I/4`` next to ``I/3``) belong to the set too: a finished run is finished wherever it is."""
+    folder = Path(folder)
+    shards = []
+    for path in folder.glob("results.shard-*-of-*.jsonl"):
+        match = _SHARD_NAME.fullmatch(path.name)
+        if match and path.is_file():
+            shards.append(((int(match.group(2)), int(match.group(1))), path))
+    main = [folder / RESULTS_FILE] if (folder / RESULTS_FILE).is_file() else []
+    return main + [path for _, path in sorted(shards)]
+
+
+def _read_file(path: Path, validate: Callable[[Any], str | None] | None, warn: bool) -> Loaded:
+    """One JSON Lines file: records, torn lines (warned about) and foreign lines, in file order."""
     validate = validate or _validator_for(path)
     loaded = Loaded()
     if not path.exists():
@@ -307,21 +333,46 @@ def read_results(
             note = Skipped(path, number, TORN, torn=True)
             loaded.skipped.append(note)
             if warn:
-                warnings.warn(f"{path}:{number}: skipped a line that is {TORN}", stacklevel=2)
+                warnings.warn(f"{path}:{number}: skipped a line that is {TORN}", stacklevel=3)
             continue
         problem = validate(record)
         if problem is None:
             loaded.records.append(record)
         else:
             loaded.skipped.append(Skipped(path, number, f"not a transferbench record ({problem})", torn=False))
+    return loaded
+
+
+def read_results(
+    path: str | Path,
+    *,
+    strict: bool = False,
+    validate: Callable[[Any], str | None] | None = None,
+    warn: bool = True,
+    hint: str = "",
+) -> Loaded:
+    """Records of one JSON Lines file (none if it does not exist), or of a folder's run files as one
+    set (``results_files``: results.jsonl and the shard files; a rerun of a run in another file is
+    resolved where the records are used, by ``latest_per_seed`` and by --resume's run ids). A torn
+    line (not complete JSON) is skipped with a warning in both modes. A complete line that
+    ``validate`` rejects (default: by the file's name, see ``_validator_for``) is skipped and counted
+    (lenient), or (``strict``) a UserError naming every such ``file:line`` after every file was read
+    (``hint`` appended)."""
+    path = Path(path)
+    loaded = Loaded()
+    for file in results_files(path) if path.is_dir() else [path]:
+        part = _read_file(file, validate, warn)
+        loaded.records += part.records
+        loaded.skipped += part.skipped
     if strict and loaded.foreign:
         raise UserError(_listing(loaded.foreign) + (f" ({hint})" if hint else ""))
     return loaded
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a results file, lenient (what resume reads): torn lines are skipped with a
-    warning each, lines that are not transferbench records with one warning giving their count."""
+    """The records of a results file or of a folder's set of them (``read_results``), lenient (what
+    resume reads): torn lines are skipped with a warning each, lines that are not transferbench
+    records with one warning giving their count."""
     loaded = read_results(path)
     if loaded.foreign:
         warnings.warn(
@@ -387,12 +438,37 @@ def latest_per_seed(records: list[dict]) -> list[dict]:
             r["adapter"],
             r["strategy"],
             r["train_examples"],
+            protocol_of(r),
             r["seed"],
             r.get("config", {}).get("test_fold"),
         )
         if key not in latest or r["finished_at"] >= latest[key]["finished_at"]:
             latest[key] = r
     return list(latest.values())
+
+
+def protocol_of(record: dict) -> str | None:
+    """The named data protocol a run used (``--train-examples vtab-1k``), or None."""
+    return (record.get("config") or {}).get("data_protocol")
+
+
+# run-identity keys that size a run's inputs, and how a table shows them
+INPUT_SIZES = (("image_size", "{} px"), ("max_length", "{} tokens"), ("duration_s", "{:g} s clips"))
+
+
+def input_size(record: dict) -> str:
+    """The run's input size as the budget columns show it (image side, token length, clip length):
+    from the run identity, else the model's native preprocessing (records before it was recorded)."""
+    for source in (record.get("config") or {}, record.get("preprocessing") or {}):
+        for key, shown in (*INPUT_SIZES, ("input_size", "{} px")):
+            if source.get(key) is not None:
+                return shown.format(source[key])
+    return "—"
+
+
+def epochs_run(record: dict) -> int:
+    """Epochs the run trained: ``--epochs``, or more where ``--min-steps`` added some."""
+    return (record.get("details") or {}).get("epochs_run") or record["epochs"]
 
 
 def mean_of_present(values: Iterable[Any]) -> float | None:
@@ -402,7 +478,7 @@ def mean_of_present(values: Iterable[Any]) -> float | None:
 
 
 def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
-    domain, task, adapter, strategy, n_train = key
+    domain, task, adapter, strategy, n_train, protocol = key
     acc = [r["metrics"]["accuracy"] for r in runs]
     pipeline = [(r.get("details") or {}).get("pipeline_efficiency", {}).get("ratio") for r in runs]
     return {
@@ -411,6 +487,13 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
         "adapter": adapter,
         "strategy": strategy,
         "train_examples": n_train,
+        "data_protocol": protocol,
+        # the budget every row shows: what a comparison holds fixed
+        "epochs": sorted({epochs_run(r) for r in runs}),
+        "steps": sorted({r["steps"] for r in runs if _is_number(r.get("steps"))}),
+        "input_size": input_size(runs[0]),
+        # fitted in one pass (probe, classical model): epochs and steps do not apply
+        "closed_form": all(str(r["throughput"].get("excluded", "")).startswith("closed-form") for r in runs),
         "pretrained": runs[0]["pretrained"],
         "n_seeds": len(runs),
         "accuracies": acc,
@@ -437,17 +520,30 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in latest_per_seed(records):
         if r["status"] in FINISHED:
-            groups[(r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"])].append(r)
-    rows = [_row(key, runs) for key, runs in sorted(groups.items(), key=lambda kv: kv[0])]
-    scratch = {(r["task"], r["adapter"], r["train_examples"]): r for r in rows if r["strategy"] == "scratch"}
+            key = (r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"], protocol_of(r))
+            groups[key].append(r)
+    rows = [_row(key, runs) for key, runs in sorted(groups.items(), key=lambda kv: (*kv[0][:5], kv[0][5] or ""))]
+    scratch = [r for r in rows if r["strategy"] == "scratch"]
     for row in rows:
-        base = scratch.get((row["task"], row["adapter"], row["train_examples"]))
-        row["gain_pts"] = row["gain_ci_pts"] = None
-        if base is not None and row["strategy"] != "scratch":
-            row["gain_pts"] = 100 * (row["accuracy_mean"] - base["accuracy_mean"])
-            ci = welch_interval(row["accuracies"], base["accuracies"])
-            row["gain_ci_pts"] = None if ci is None else (100 * ci[0], 100 * ci[1])
+        budget = (row["task"], row["train_examples"], row["data_protocol"])
+        same = [b for b in scratch if (b["task"], b["train_examples"], b["data_protocol"]) == budget]
+        own = next((b for b in same if b["adapter"] == row["adapter"]), None)
+        best = max(same, key=lambda b: b["accuracy_mean"], default=None)
+        _set_gain(row, own, "gain")
+        _set_gain(row, best, "gain_best")
+        row["best_scratch"] = None if best is None else best["adapter"]
     return rows
+
+
+def _set_gain(row: dict, base: dict | None, name: str) -> None:
+    """``row[name + "_pts"]``: accuracy over ``base`` in points, with a 95% Welch interval across seeds
+    in ``row[name + "_ci_pts"]`` (None without a base, for the base itself, or under 2 seeds a side)."""
+    row[f"{name}_pts"] = row[f"{name}_ci_pts"] = None
+    if base is None or base is row:
+        return
+    row[f"{name}_pts"] = 100 * (row["accuracy_mean"] - base["accuracy_mean"])
+    ci = welch_interval(row["accuracies"], base["accuracies"])
+    row[f"{name}_ci_pts"] = None if ci is None else (100 * ci[0], 100 * ci[1])
 
 
 def failed_runs(records: list[dict]) -> list[dict]:
@@ -466,13 +562,34 @@ def _seconds(s: float) -> str:
     return f"{s:.1f}" if s < 10 else f"{s:.0f}"
 
 
-def _fmt_gain(row: dict) -> str:
-    if row["gain_pts"] is None:
+def _fmt_gain(row: dict, name: str = "gain") -> str:
+    gain, ci = row[f"{name}_pts"], row[f"{name}_ci_pts"]
+    if gain is None:
         return "—"
-    ci = row["gain_ci_pts"]
+    shown = f"{gain:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else f"{gain:+.1f}"
+    if name == "gain_best":  # the own-scratch column already says when there is no interval
+        return f"{shown} vs {row['best_scratch']}"
     if ci:
-        return f"{row['gain_pts']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]"
-    return f"{row['gain_pts']:+.1f} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
+        return shown
+    return f"{shown} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
+
+
+def _span(values: list[int]) -> str:
+    """One budget value, or the range when seeds differ (e.g. steps after an OOM retry)."""
+    if not values:
+        return "—"
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def data_budget(row: dict) -> str:
+    """The training-set size a row shows: N, or N with the protocol that chose them."""
+    n = str(row["train_examples"])
+    return f"{n} ({row['data_protocol']})" if row.get("data_protocol") else n
+
+
+def trainable_share(row: dict) -> str:
+    share = 100 * row["trainable_params"] / row["total_params"] if row["total_params"] else 0.0
+    return f"{share:.2g}%" if share < 10 else f"{share:.0f}%"
 
 
 def _cells(r: dict, show_pipeline: bool) -> list[str]:
@@ -485,15 +602,20 @@ def _cells(r: dict, show_pipeline: bool) -> list[str]:
         r["task"],
         r["adapter"],
         r["strategy"],
-        str(r["train_examples"]),
+        data_budget(r),
+        "—" if r["closed_form"] else _span(r["epochs"]),
+        "closed form" if r["closed_form"] else _span(r["steps"]),
+        r["input_size"],
         f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} (n={r['n_seeds']}){flag}",
         f"{r['macro_f1_mean']:.3f}",
         _fmt_gain(r),
+        _fmt_gain(r, "gain_best"),
         _seconds(r["train_s_mean"]),
         "—" if r["train_samples_per_s"] is None else f"{r['train_samples_per_s']:.0f}",
         *([pipeline] if show_pipeline else []),
         tta,
         f"{_millions(r['trainable_params'])} / {_millions(r['total_params'])}",
+        trainable_share(r),
     ]
 
 
@@ -507,14 +629,19 @@ def table(rows: list[dict]) -> str:
         ("adapter", "---"),
         ("strategy", "---"),
         ("train ex.", "---:"),
+        ("epochs", "---:"),
+        ("steps", "---:"),
+        ("input", "---:"),
         ("accuracy (mean ± std, n)", "---"),
         ("macro-F1", "---:"),
         ("gain vs scratch, pts [95% CI]", "---"),
+        ("gain vs best scratch, pts", "---"),
         ("train s", "---:"),
         ("train samples/s", "---:"),
         *([("pipeline eff.", "---:")] if show_pipeline else []),
         ("time to target", "---:"),
         ("trainable / total params", "---:"),
+        ("trainable share", "---:"),
     ]
     lines = [[name for name, _ in columns], [align for _, align in columns]]
     lines += [_cells(r, show_pipeline) for r in rows]
@@ -608,9 +735,11 @@ def document(title: str, rows: list[dict], records: list[dict], skipped: list[st
 
 
 def write_table(out_dir: str | Path) -> str:
-    """Rewrite ``out_dir/results.md`` from ``out_dir/results.jsonl`` (read leniently); returns its text."""
+    """Rewrite ``out_dir/results.md`` from the folder's run files, results.jsonl and any shard files
+    as one set (read leniently); returns its text. Shards finishing at once each rewrite it whole
+    (temp + rename), so it is never torn and the last one to finish sees every shard's records."""
     out_dir = Path(out_dir)
-    loaded = read_results(out_dir / RESULTS_FILE)
+    loaded = read_results(out_dir)
     text = document("transferbench results", aggregate(loaded.records), loaded.records, loaded.skipped)
     write_atomic(out_dir / TABLE_FILE, text)
     return text

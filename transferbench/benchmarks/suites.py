@@ -19,6 +19,7 @@ from transferbench.benchmarks.runner import RunSpec
 from transferbench.benchmarks.training import Budget
 from transferbench.configfile import Located, read_mapping, to_dataclass
 from transferbench.registry import Registry
+from transferbench.tasks.protocols import PROTOCOLS
 
 PACKAGE_SUITES = Path(__file__).parent / "suites"
 
@@ -30,7 +31,7 @@ class Suite:
     data_note: str  # what data the suite uses, printed with its results
     runs: list[dict[str, Any]] = field(default_factory=list)  # RunSpec fields per run (budget as a dict)
     seeds: tuple[int, ...] = (0,)
-    train_examples: tuple[int | None, ...] = (None,)  # data budgets (None: all)
+    train_examples: tuple[int | str | None, ...] = (None,)  # data budgets (None: all; a str: a data protocol)
     per_class: bool = False
 
 
@@ -70,15 +71,20 @@ def _run_template(item: Located, base: dict[str, Any], budget: dict[str, Any]) -
     return merged
 
 
-def _data_budgets(located: Located, values: tuple[int | str, ...]) -> tuple[int | None, ...]:
-    out: list[int | None] = []
+def _data_budgets(located: Located, values: tuple[int | str, ...]) -> tuple[int | str | None, ...]:
+    out: list[int | str | None] = []
     for value in values:
         if value == "all":
             out.append(None)
-        elif isinstance(value, int) and value > 0:
+        elif isinstance(value, int) and not isinstance(value, bool) and value > 0:
             out.append(value)
+        elif isinstance(value, str) and value in PROTOCOLS:
+            out.append(PROTOCOLS.canonical(value))
         else:
-            raise located.error("train_examples", f"expected positive integers or 'all', got {value!r}")
+            raise located.error(
+                "train_examples",
+                f"expected positive integers, 'all' or a data protocol ({', '.join(PROTOCOLS.names())}), got {value!r}",
+            )
     return tuple(out)
 
 

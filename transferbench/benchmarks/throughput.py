@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from transferbench.adapters import ADAPTERS, Adapter
-from transferbench.benchmarks import provenance
+from transferbench.benchmarks import peft_tuning, provenance
 from transferbench.benchmarks.device import autocast, is_oom, resolve_amp, resolve_device, sync
+from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.training import Budget, make_optimizer, train_step
 from transferbench.errors import UserError
 from transferbench.tasks import DOMAINS
@@ -216,6 +217,25 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
     return record
 
 
+def interleaved(
+    fns: dict[str, Callable[[], Any]], cfg: BenchConfig, device: torch.device, rounds: int
+) -> dict[str, list[float]]:
+    """Per-step seconds of each function, timed in ``rounds`` alternating blocks after a shared
+    warm-up, so that drift (clocks, other load) affects every contender alike."""
+    for _ in range(cfg.warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns.items())
+    for r in range(rounds):
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            timer = StepTimer(device)
+            for _ in range(max(1, cfg.steps // rounds)):
+                timer.time(fn)
+            times[name] += timer.seconds()
+    return times
+
+
 def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
     """Our train step vs a bare hand-written PyTorch loop on the same model and batch, in one
     process, interleaved in ``rounds`` blocks so drift affects both alike. Ratio = ours / bare."""
@@ -242,17 +262,7 @@ def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
         loss.backward()
         bare_opt.step()
 
-    times: dict[str, list[float]] = {"ours": [], "bare": []}
-    for _ in range(cfg.warmup):
-        ours()
-        bare()
-    for r in range(rounds):
-        order = (("ours", ours), ("bare", bare)) if r % 2 == 0 else (("bare", bare), ("ours", ours))
-        for name, fn in order:
-            timer = StepTimer(device)
-            for _ in range(max(1, cfg.steps // rounds)):
-                timer.time(fn)
-            times[name] += timer.seconds()
+    times = interleaved({"ours": ours, "bare": bare}, cfg, device, rounds)
     ours_s, bare_s = _summary(times["ours"], cfg.batch_size), _summary(times["bare"], cfg.batch_size)
     return {
         "adapter": ADAPTERS.canonical(cfg.adapter),
@@ -261,6 +271,44 @@ def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
         "ours": ours_s,
         "bare": bare_s,
         "ratio": ours_s["samples_per_s"] / bare_s["samples_per_s"],
+        "versions": provenance.versions(),
+        "hardware": provenance.device_info(str(device)),
+        "finished_at": provenance.now_utc(),
+    }
+
+
+def compare_merged(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
+    """Inference with LoRA (the ``lora`` strategy's default targets for the adapter) kept as separate
+    low-rank branches against merged into the weights, interleaved in one process. Merged, a wrapped
+    layer is its base layer alone, which is why the suite evaluates merged models. Ratio = merged / unmerged."""
+    device = resolve_device(cfg.device)
+    amp = resolve_amp(cfg.amp, device)
+    lora = STRATEGIES.get("lora")
+    lora.check(ADAPTERS.get(cfg.adapter), "linear")  # one line for an adapter LoRA cannot wrap
+    model = build(cfg, device)
+    lora.prepare(model)
+    model.eval()
+    batch = synthetic_batch(model, input_shape(cfg, model), cfg.batch_size, device, cfg.channels_last)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+
+    def infer(merged: bool) -> Callable[[], Any]:
+        def step() -> None:
+            peft_tuning.set_merged(model, merged)  # a no-op after the first step of a block
+            with torch.inference_mode(), autocast(device, amp):
+                model(inputs)
+
+        return step
+
+    times = interleaved({"unmerged": infer(False), "merged": infer(True)}, cfg, device, rounds)
+    unmerged, merged = (_summary(times[k], cfg.batch_size) for k in ("unmerged", "merged"))
+    return {
+        "adapter": ADAPTERS.canonical(cfg.adapter),
+        "comparison": "lora merged vs unmerged, inference",
+        "setup": {**asdict(cfg), "amp": amp, "input": input_shape(cfg, model), "rounds": rounds},
+        "wrapped_modules": len(peft_tuning.wrapped_modules(model)),
+        "unmerged": unmerged,
+        "merged": merged,
+        "ratio": merged["samples_per_s"] / unmerged["samples_per_s"],
         "versions": provenance.versions(),
         "hardware": provenance.device_info(str(device)),
         "finished_at": provenance.now_utc(),

@@ -3,6 +3,12 @@
 Timing: the device is synchronised before a timer is read; the first steps of a run (warm-up:
 kernel selection, allocator growth) are excluded from throughput, and evaluation is never counted
 as training time. Both exclusions are recorded with the result.
+
+Across processes (``distributed``; docs/distributed.md): every rank draws the same global batch and
+trains on its share through DistributedDataParallel; throughput counts global samples; ``predict``
+splits the batches between ranks and gathers the predictions. Precise BN and the linear probe's
+feature extraction run identically on every rank (the same full batches, the same result), which
+keeps them one code path at the price of repeating that work world-size times.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferbench.adapters.base import Adapter
-from transferbench.benchmarks import checkpoint, faults
+from transferbench.benchmarks import checkpoint, distributed, faults
 from transferbench.benchmarks.device import autocast, is_oom, sync
 from transferbench.errors import UserError
 
@@ -133,17 +139,28 @@ def _in_order(chunks: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.
     return out
 
 
+def _my_batches(pipeline: Any, batch_size: int) -> Any:
+    """This rank's evaluation batches: all of them in one process, every world-size-th across several."""
+    if not distributed.is_distributed():
+        return pipeline.batches(batch_size, shuffle=False)
+    return pipeline.batches(batch_size, shuffle=False, share=(distributed.rank(), distributed.world_size()))
+
+
 @torch.no_grad()
 def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> tuple[np.ndarray, float]:
-    """Predicted class ids over a pipeline (in the split's order) and the seconds it took."""
+    """Predicted class ids over a pipeline (in the split's order) and the seconds it took. Across
+    processes each rank predicts its share of the batches with rank 0's BatchNorm statistics, and
+    every rank gets all predictions."""
+    distributed.broadcast_batchnorm(model)
     model.eval()
     sync(device)
     start = time.perf_counter()
     preds, indices = [], []
     with torch.inference_mode(), autocast(device, amp):
-        for batch in pipeline.batches(batch_size, shuffle=False):
+        for batch in _my_batches(pipeline, batch_size):
             preds.append(model(batch).argmax(1).cpu())
-            indices.append(batch["index"])
+            indices.append(batch["index"].cpu())
+    preds, indices = distributed.gather(preds), distributed.gather(indices)
     sync(device)
     return _in_order(preds, indices).numpy(), time.perf_counter() - start
 
@@ -165,20 +182,28 @@ def train_step(
 ) -> torch.Tensor:
     """One optimizer step over ``batch``, in micro-batches of ``micro_batch`` whose gradients
     accumulate (the effective batch stays the budget's). Returns the (detached) mean loss; a
-    non-finite loss returns before any update."""
+    non-finite loss returns before any update.
+
+    ``model`` may be a DistributedDataParallel wrapper and ``batch`` this rank's share: the loss is
+    the share's mean, so DDP's averaged gradients are the global batch's mean; gradients are
+    all-reduced once, in the last micro-batch's backward; the returned loss is the global mean, so
+    every rank agrees on whether the run diverged (one returning early would leave the others
+    waiting in the all-reduce)."""
     n = len(batch["labels"])
     optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=device)
     for i in range(0, n, micro_batch):
         part = {k: v[i : i + micro_batch] for k, v in batch.items()}
-        with autocast(device, amp):
-            logits = model(part)
-        loss = F.cross_entropy(logits.float(), part["labels"], label_smoothing=budget.label_smoothing)
-        loss = loss * (len(part["labels"]) / n)
-        if not torch.isfinite(loss):
-            return loss.detach()
-        loss.backward()
+        with distributed.no_sync(model, last=i + micro_batch >= n):
+            with autocast(device, amp):
+                logits = model(part)
+            loss = F.cross_entropy(logits.float(), part["labels"], label_smoothing=budget.label_smoothing)
+            loss = loss * (len(part["labels"]) / n)
+            loss.backward()
         total += loss.detach()
+    total = distributed.average(total)
+    if not torch.isfinite(total):
+        return total
     if budget.grad_clip:
         nn.utils.clip_grad_norm_(params, budget.grad_clip)
     optimizer.step()
@@ -225,7 +250,8 @@ class _Loop:
             self.optimizer, warmup_cosine(total, run.budget.warmup_fraction)
         )
         self.outcome.warmup_steps_excluded = self.warmup_excluded = min(5, total // 10)
-        self.micro_batch = run.budget.batch_size
+        self.micro_batch = distributed.local_batch_size(run.budget.batch_size)  # this rank's share
+        self.replica = distributed.Replica(run.model, run.device)
         self.first_epoch, self.earlier_s, self.eval_s = 0, 0.0, 0.0
         self.start = 0.0
 
@@ -233,8 +259,13 @@ class _Loop:
         return self.earlier_s + time.perf_counter() - self.start - self.eval_s
 
     def restore(self) -> None:
-        """Continue from the run's checkpoint, if a killed earlier attempt left one."""
+        """Continue from the run's checkpoint, if a killed earlier attempt left one (every rank
+        reads rank 0's; they must all find the same one)."""
         saved = checkpoint.load(self.run.checkpoint_path) if self.run.checkpoint_path else None
+        distributed.agree(
+            None if saved is None else saved["epoch"],
+            "the checkpoint epoch to resume from (across machines --out must be one shared folder)",
+        )
         if saved is None:
             return
         self.run.model.load_state_dict(saved["model"])
@@ -249,6 +280,12 @@ class _Loop:
             self.run.progress.update(self.outcome.steps)
 
     def save(self, epoch: int) -> None:
+        """Rank 0 writes the checkpoint (every rank holds the same state); the others wait for it."""
+        if distributed.is_main():
+            self._write(epoch)
+        distributed.barrier()
+
+    def _write(self, epoch: int) -> None:
         checkpoint.save(
             self.run.checkpoint_path,
             {
@@ -268,13 +305,17 @@ class _Loop:
         self.outcome.train_s = self.elapsed()
         return self.outcome
 
-    def step(self, batch: dict) -> torch.Tensor | None:
-        """One optimizer step; out of memory halves the micro-batch and retries (None: below the floor)."""
+    def step(self, model: nn.Module, batch: dict) -> torch.Tensor | None:
+        """One optimizer step; out of memory halves the micro-batch and retries (None: below the floor).
+
+        Across processes each rank halves its own micro-batch (an out-of-memory in a forward pass
+        leaves the ranks' all-reduces in step); one below the floor ends the whole run with an
+        error, since the other ranks would wait for it in the all-reduce."""
         run, outcome = self.run, self.outcome
         while True:
             try:
                 return train_step(
-                    run.model, batch, self.optimizer, self.params, run.budget, run.device, run.amp, self.micro_batch
+                    model, batch, self.optimizer, self.params, run.budget, run.device, run.amp, self.micro_batch
                 )
             except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is a RuntimeError
                 if not is_oom(exc):
@@ -284,10 +325,15 @@ class _Loop:
                     torch.cuda.empty_cache()
                 outcome.extra["oom_retries"] = outcome.extra.get("oom_retries", 0) + 1
                 if self.micro_batch // 2 < run.min_micro_batch:
+                    if distributed.is_distributed():
+                        raise UserError(
+                            f"out of memory at step {outcome.steps} even with micro-batch {self.micro_batch}"
+                        ) from None
                     return None
                 self.micro_batch //= 2
                 outcome.extra["micro_batch"] = self.micro_batch
-                outcome.extra["grad_accumulation"] = -(-run.budget.batch_size // self.micro_batch)
+                per_device = distributed.local_batch_size(run.budget.batch_size)
+                outcome.extra["grad_accumulation"] = -(-per_device // self.micro_batch)
 
     def validate(self, epoch: int, precise_bn: bool) -> None:
         run, outcome = self.run, self.outcome
@@ -309,13 +355,14 @@ class _Loop:
         """One pass over the training data; an outcome if the run has to stop (OOM, divergence)."""
         run, outcome = self.run, self.outcome
         run.model.train()
+        model = self.replica.module()  # after on_epoch: the trainable set is this epoch's
         epoch_timer = None
         for batch in run.train_pipe.batches(run.budget.batch_size, shuffle=True, gen=self.gen, drop_last=True):
             faults.kill_if_armed("train-step")
             if epoch_timer is None and outcome.steps >= self.warmup_excluded:
                 sync(run.device)
                 epoch_timer = time.perf_counter()
-            loss = self.step(batch)
+            loss = self.step(model, distributed.local_share(batch))
             if loss is None:
                 return self.stop(
                     "oom", f"out of memory at step {outcome.steps} even with micro-batch {self.micro_batch}"
@@ -326,7 +373,7 @@ class _Loop:
             self.schedule.step()
             outcome.steps += 1
             if epoch_timer is not None:
-                outcome.timed_samples += len(batch["labels"])
+                outcome.timed_samples += len(batch["labels"])  # the global batch: samples/s of the whole run
             if run.progress is not None:
                 run.progress.update(1)
                 run.progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)

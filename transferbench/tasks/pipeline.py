@@ -43,9 +43,18 @@ class Pipeline:
         return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
 
     def batches(
-        self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None, drop_last: bool = False
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        gen: torch.Generator | None = None,
+        drop_last: bool = False,
+        share: tuple[int, int] = (0, 1),
     ) -> Iterator[Batch]:
-        for idx in self.groups(batch_size, shuffle=shuffle, gen=gen, drop_last=drop_last):
+        """The batches in order; ``share=(i, n)`` keeps every n-th batch from the i-th (one process's
+        part of an evaluation that n processes split), collating only those."""
+        part, parts = share
+        for idx in self.groups(batch_size, shuffle=shuffle, gen=gen, drop_last=drop_last)[part::parts]:
             yield self.collate(idx, gen if shuffle else None)
 
     def with_targets(self, batch: dict[str, Any], idx: torch.Tensor | np.ndarray) -> Batch:
