@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from transferbench.benchmarks.runner import RunSpec, run_all
+from transferbench.benchmarks.matrix import run_all
+from transferbench.benchmarks.runner import RunSpec
 from transferbench.benchmarks.training import Budget
 
 STRATEGIES = ("finetune", "scratch")  # both train (two steps each), so a fault at train-step:2 lands mid-cell

@@ -12,7 +12,8 @@ import pytest
 
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.cli import _build_parser, _specs_from_args, main
-from transferbench.benchmarks.runner import _load, resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.matrix import _load
+from transferbench.benchmarks.runner import resolved_strategy, run_identity, task_config
 from transferbench.benchmarks.suites import PACKAGE_SUITES
 from transferbench.tasks import TASKS
 from transferbench.tasks.base import TASK_FILES

@@ -19,20 +19,11 @@ from typing import Any
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.families import family_of
 from transferbench.benchmarks import distributed, provenance
+from transferbench.benchmarks.matrix import EXECUTORS, Executor, ExecutorOptions, LaunchedExecutor, Shard, run_all
 from transferbench.benchmarks.ray_executor import RayExecutor
 from transferbench.benchmarks.report import report, write_index
 from transferbench.benchmarks.results import FAILED, RESULTS_FILE, append_record, prepare_out_dir, write_table
-from transferbench.benchmarks.runner import (
-    EXECUTORS,
-    INPUT_OPTIONS,
-    STRATEGY_OPTIONS,
-    Executor,
-    ExecutorOptions,
-    LaunchedExecutor,
-    RunSpec,
-    Shard,
-    run_all,
-)
+from transferbench.benchmarks.runner import INPUT_OPTIONS, STRATEGY_OPTIONS, RunSpec
 from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.suites import SUITES, Suite, read_matrix
 from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare, compare_merged

@@ -30,17 +30,17 @@ from tqdm.auto import tqdm
 
 from transferbench.benchmarks import provenance
 from transferbench.benchmarks.device import resolve_amp, resolve_device
-from transferbench.benchmarks.runner import (
+from transferbench.benchmarks.matrix import (
     EXECUTORS,
     CellResult,
     Executor,
     ExecutorOptions,
     Finish,
     PlannedCell,
-    RunSpec,
     describe_error,
     run_here,
 )
+from transferbench.benchmarks.runner import RunSpec
 from transferbench.errors import UserError
 from transferbench.plugins import load_plugins
 from transferbench.tasks import TASKS
