@@ -96,12 +96,12 @@ def test_refusal_is_one_line_naming_adapter_strategy_and_need(strategy, adapter,
 
 
 def test_the_run_refuses_before_any_data_loads(monkeypatch):
-    from transferbench.benchmarks import runner
+    from transferbench.benchmarks import matrix, runner
 
     def no_data(*args, **kwargs):
         raise AssertionError("data loaded before the strategy was checked")
 
-    monkeypatch.setattr(runner, "load_task", no_data)
+    monkeypatch.setattr(matrix, "load_task", no_data)  # where a run loads its data
     spec = runner.RunSpec(task="speech-commands", adapter="speaker-encoder", strategy="lora")
     with pytest.raises(UserError, match="strategy 'lora' does not apply to adapter 'speaker-encoder'"):
         runner.validate_spec(spec)
