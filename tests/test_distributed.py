@@ -201,7 +201,9 @@ for micro in (8, 3):  # the whole share of 8, and micro-batches of 3, 3, 2 under
     loss, model = steps(copy.deepcopy(net), distributed.local_share(batch), micro, wrap=True)
     diff = max((p - q).abs().max().item() for p, q in zip(model.parameters(), ref.parameters()))
     unused = model.unused.weight.grad is None
-    print(json.dumps({"micro": micro, "loss": loss, "ref": ref_loss, "diff": diff, "unused": unused}))
+    row = {"micro": micro, "loss": loss, "ref": ref_loss, "diff": diff, "unused": unused}
+    with open(f"rank{distributed.rank()}.jsonl", "a") as fh:  # one file per rank: stdout lines interleave
+        fh.write(json.dumps(row) + "\\n")
 """
 
 
@@ -214,7 +216,7 @@ def test_a_ddp_step_on_shares_is_the_one_process_step_on_the_whole_batch(tmp_pat
     cmd = [*TORCHRUN, str(script)]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=HANG_GUARD_S, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    rows = [json.loads(line) for f in sorted(tmp_path.glob("rank*.jsonl")) for line in f.read_text().splitlines()]
     assert sorted(r["micro"] for r in rows) == [3, 3, 8, 8]  # both ranks, both micro-batch sizes
     for r in rows:
         assert r["loss"] == pytest.approx(r["ref"], abs=1e-6)
