@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.data import make_cifar10_like, make_fsdd_like, make_sst2_like
+from matrix_cells import one_thread
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -76,17 +77,11 @@ def small_imagefolder(tmp_path: Path, cifar10_like: Path) -> Path:
 def _one_torch_thread(request: pytest.FixtureRequest):
     """Tiny models run faster on one thread than on two that wait for each other (seconds against
     milliseconds on a loaded 2-core machine); the slow real-data tests keep torch's default."""
-    import torch
-
     if request.node.get_closest_marker("slow") is not None:
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
