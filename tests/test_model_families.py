@@ -4,6 +4,7 @@ safely, and name the revision of what they loaded. Offline, CPU, small inputs (3
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -336,8 +337,6 @@ def test_weights_revision_of_curated_adapters(tmp_path):
 
 
 def _run(argv: list[str], out: Path) -> dict:
-    import json
-
     from transferbench.benchmarks.cli import main
 
     common = ["--epochs", "1", "--batch-size", "8", "--min-steps", "0", "--no-progress", "--out", str(out)]
@@ -365,3 +364,25 @@ def test_families_run_through_transferbench_run(tmp_path, small_imagefolder, sst
     text = ["--task", "sst2", "--data-dir", str(sst2_like), "--max-train-examples", "200", "--max-length", "32"]
     record = _run([*text, "--adapter", f"hf:{minilm_path()}", "--strategy", "linear-probe"], tmp_path / "hf")
     assert record["status"] == "ok" and record["weights_revision"].startswith("sha256:")
+    assert record["adapter"] == f"hf:./{Path(minilm_path()).name}"
+    assert record["config"]["local_revisions"] == {"adapter": record["weights_revision"]}
+
+
+def test_records_name_no_absolute_path_and_keep_same_named_folders_apart(tmp_path, small_imagefolder):
+    """Records get published: a --weights file (or hf: folder) given by absolute path appears by its
+    name, and its content hash, not its path, tells two files of one name apart in the run id."""
+    from safetensors.torch import save_file
+
+    images = ["--task", "imagefolder", "--data-dir", str(small_imagefolder), "--image-size", "32"]
+    records = []
+    for copy in ("a", "b"):
+        weights = tmp_path / copy / "w.safetensors"
+        weights.parent.mkdir()
+        torch.manual_seed(ord(copy))
+        save_file(ADAPTERS.get("timm:resnet10t").create(num_classes=3, pretrained=False).backbone.state_dict(), weights)
+        argv = [*images, "--adapter", "timm:resnet10t", "--strategy", "linear-probe", "--weights", str(weights)]
+        records.append(_run(argv, tmp_path / f"out-{copy}"))
+    assert [r["config"]["weights"] for r in records] == ["w.safetensors"] * 2
+    assert records[0]["run_id"] != records[1]["run_id"]
+    for record in records:
+        assert str(tmp_path) not in json.dumps(record) and str(small_imagefolder) not in json.dumps(record)

@@ -22,6 +22,7 @@ import numpy as np
 from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks import distributed, provenance
 from transferbench.benchmarks.device import resolve_amp, resolve_device
+from transferbench.benchmarks.local_paths import public_location
 from transferbench.benchmarks.results import (
     FAILED,
     RESULTS_FILE,
@@ -278,7 +279,7 @@ def failed_record(cell: PlannedCell, result: CellResult) -> dict[str, Any]:
         "val_examples": cell.n_val,
         "test_examples": len(data.test),
         "test_split": data.test_split,
-        "data_source": data.source,
+        "data_source": public_location(data.source),
         "details": {"traceback": without_paths(result.trace)[-4000:]} if result.trace else {},
         "config": cell.identity,
         "run_spec": public_spec(spec),

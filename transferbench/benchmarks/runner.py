@@ -26,6 +26,7 @@ from transferbench.adapters.classical import ClassicalAdapter
 from transferbench.adapters.families import weights_revision
 from transferbench.benchmarks import distributed, provenance
 from transferbench.benchmarks.device import peak_memory, reset_peak_memory, resolve_amp, resolve_device, seed_everything
+from transferbench.benchmarks.local_paths import portable_identity, public_location
 from transferbench.benchmarks.metrics import compute_metrics
 from transferbench.benchmarks.results import (
     RESULTS_FILE,
@@ -239,35 +240,38 @@ def input_settings(spec: RunSpec, config: TaskConfig, data: TaskData) -> dict[st
 
 
 def run_identity(spec: RunSpec, data: TaskData, config: TaskConfig, strategy: Strategy, amp: str) -> dict[str, Any]:
-    """The config whose hash identifies a run (for --resume and for citing)."""
-    return {
-        "task": data.task,
-        "adapter": ADAPTERS.canonical(spec.adapter),
-        "adapter_revision": ADAPTERS.get(spec.adapter).revision,
-        "strategy": strategy.to_dict(),
-        "seed": spec.seed,
-        "budget": asdict(spec.budget),
-        "head": spec.head,
-        **input_settings(spec, config, data),
-        "max_train_examples": spec.max_train_examples,
-        "per_class": spec.per_class,
-        # only when set, so every run without a protocol keeps its identity
-        **({"data_protocol": spec.data_protocol} if spec.data_protocol else {}),
-        # only across processes, so single-process identities stay, and --resume never takes a
-        # record of one world size for another
-        **({"distributed": _distributed_identity(spec, strategy)} if distributed.is_distributed() else {}),
-        "test_fold": spec.test_fold,
-        "val_fraction": spec.val_fraction,
-        "split_seed": spec.split_seed,
-        "weights": spec.weights,
-        "amp": amp,
-        "channels_last": spec.channels_last,
-        "compile": spec.compile,
-        "text_column": spec.text_column,
-        "label_column": spec.label_column,
-        "data_fingerprint": data.fingerprint(),
-        "code_version": transferbench.__version__,
-    }
+    """The config whose hash identifies a run (for --resume and for citing), free of the machine's
+    absolute paths (``local_paths``)."""
+    return portable_identity(
+        {
+            "task": data.task,
+            "adapter": ADAPTERS.canonical(spec.adapter),
+            "adapter_revision": ADAPTERS.get(spec.adapter).revision,
+            "strategy": strategy.to_dict(),
+            "seed": spec.seed,
+            "budget": asdict(spec.budget),
+            "head": spec.head,
+            **input_settings(spec, config, data),
+            "max_train_examples": spec.max_train_examples,
+            "per_class": spec.per_class,
+            # only when set, so every run without a protocol keeps its identity
+            **({"data_protocol": spec.data_protocol} if spec.data_protocol else {}),
+            # only across processes, so single-process identities stay, and --resume never takes a
+            # record of one world size for another
+            **({"distributed": _distributed_identity(spec, strategy)} if distributed.is_distributed() else {}),
+            "test_fold": spec.test_fold,
+            "val_fraction": spec.val_fraction,
+            "split_seed": spec.split_seed,
+            "weights": spec.weights,
+            "amp": amp,
+            "channels_last": spec.channels_last,
+            "compile": spec.compile,
+            "text_column": spec.text_column,
+            "label_column": spec.label_column,
+            "data_fingerprint": data.fingerprint(),
+            "code_version": transferbench.__version__,
+        }
+    )
 
 
 def _distributed_identity(spec: RunSpec, strategy: Strategy) -> dict[str, Any]:
@@ -516,7 +520,7 @@ def build_record(
         "val_examples": n_val,
         "test_examples": len(data.test),
         "test_split": data.test_split,
-        "data_source": data.source,
+        "data_source": public_location(data.source),
         "data_layout": data.layout,
         "data_revision": dataset_revision(data),
         "data_notes": data.notes,
