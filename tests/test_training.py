@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from transferbench.benchmarks.probe import PROBE_C_SEARCH, widened
 from transferbench.benchmarks.runner import RunSpec, build_adapter, execute, near_chance, resolved_strategy
 from transferbench.benchmarks.training import Budget, warmup_cosine
 from transferbench.tasks import TASKS, load_task
@@ -51,7 +52,9 @@ def test_nan_loss_stops_the_run_as_diverged(digits, monkeypatch):
 def test_linear_probe_head_reproduces_logistic_regression(digits):
     record = execute(_spec("linear-probe", n=200), digits, progress=False)
     assert record["status"] == "ok"
-    assert record["details"]["probe_C"] in (0.001, 0.01, 0.1, 1.0)
+    scores = {float(c): s for c, s in record["details"]["probe_val_accuracy_by_C"].items()}
+    assert set(PROBE_C_SEARCH.grid) <= set(scores) and record["details"]["probe_C"] in scores
+    assert widened(scores, PROBE_C_SEARCH.limits) is None  # the search stopped where no edge wins alone
     assert record["params"]["trainable"] == 1280 * 10 + 10
     # the folded head must score on validation exactly what sklearn scored
     assert record["val_accuracy_per_epoch"][0] == pytest.approx(

@@ -57,11 +57,11 @@ from torch import nn
 
 from transferbench.adapters.base import FreezePolicy, decay_groups, inserted_parameters, option_flag
 from transferbench.benchmarks import peft_tuning
+from transferbench.benchmarks.probe import PROBE_C_SEARCH, CSearch, fit_linear_probe
 from transferbench.benchmarks.training import (
     Budget,
     FitRun,
     TrainOutcome,
-    fit_linear_probe,
     train,
 )
 from transferbench.errors import UserError
@@ -154,6 +154,7 @@ class LinearProbe(Strategy):
     """A closed-form probe on cached frozen features; with an MLP head, the head is trained."""
 
     closed_form_head: ClassVar[bool] = True
+    c_search: CSearch = PROBE_C_SEARCH
 
     def progress_steps(self, budget: Budget, num_examples: int, head: str) -> int:
         return 4 if head == "linear" else super().progress_steps(budget, num_examples, head)
@@ -161,7 +162,7 @@ class LinearProbe(Strategy):
     def fit(self, run: FitRun) -> TrainOutcome:
         if run.head != "linear":
             return super().fit(run)
-        probe = fit_linear_probe(run)
+        probe = fit_linear_probe(run, self.c_search)
         if run.target is not None and probe.val_accuracy[0] >= run.target:
             probe.time_to_target_s = probe.train_s  # a probe reaches its accuracy when the fit ends
         return probe
@@ -172,6 +173,7 @@ class ProbeThenFinetune(Strategy):
     """LP-FT: fit a linear probe, then train everything from it; the probe's time counts as training."""
 
     head_init: ClassVar[str] = "probe"
+    c_search: CSearch = PROBE_C_SEARCH
 
     def check(self, adapter: Any, head: str) -> None:
         super().check(adapter, head)
@@ -179,7 +181,7 @@ class ProbeThenFinetune(Strategy):
             raise UserError(f"strategy {self.name!r} fits a linear probe: it needs --head linear")
 
     def fit(self, run: FitRun) -> TrainOutcome:
-        probe = fit_linear_probe(run)
+        probe = fit_linear_probe(run, self.c_search)
         outcome = super().fit(run)
         outcome.train_s += probe.train_s
         if outcome.time_to_target_s is not None:

@@ -1,4 +1,4 @@
-"""One readable training loop (in the spirit of airbench) plus evaluation and the linear probe.
+"""One readable training loop (in the spirit of airbench) plus evaluation (the linear probe: probe.py).
 
 Timing: the device is synchronised before a timer is read; the first steps of a run (warm-up:
 kernel selection, allocator growth) are excluded from throughput, and evaluation is never counted
@@ -407,64 +407,3 @@ def train(run: FitRun, groups: list[dict], *, precise_bn: bool = False) -> Train
 
 
 _RESUMABLE = ("steps", "val_accuracy", "timed_samples", "timed_s", "time_to_target_s", "extra")
-
-
-@torch.no_grad()
-def extract_features(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> np.ndarray:
-    model.eval()
-    feats, indices = [], []
-    with torch.inference_mode(), autocast(device, amp):
-        for batch in pipeline.batches(batch_size, shuffle=False):
-            feats.append(model.forward_features(batch).float().cpu())
-            indices.append(batch["index"])
-    return _in_order(feats, indices).numpy()
-
-
-def fit_linear_probe(run: FitRun) -> TrainOutcome:
-    """Cache frozen features once, fit L2 logistic regression with C chosen on validation, and
-    write the fitted weights into the adapter's linear head."""
-    from sklearn.linear_model import LogisticRegression
-
-    model, device, amp, batch_size = run.model, run.device, run.amp, run.budget.batch_size * 2
-    train_pipe, val_pipe = run.train_pipe.unaugmented(), run.val_pipe
-    outcome = TrainOutcome(closed_form=True)
-    sync(device)
-    start = time.perf_counter()
-    x_train = extract_features(model, train_pipe, batch_size, device, amp)
-    sync(device)
-    outcome.timed_s = time.perf_counter() - start
-    outcome.timed_samples = len(x_train)
-    x_val = extract_features(model, val_pipe, batch_size, device, amp)
-    y_train, y_val = train_pipe.labels.cpu().numpy(), val_pipe.labels.cpu().numpy()
-    mu, sigma = x_train.mean(0), x_train.std(0) + 1e-6
-    z_train, z_val = (x_train - mu) / sigma, (x_val - mu) / sigma
-    scores = {}
-    for c in (0.001, 0.01, 0.1, 1.0):
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=run.seed).fit(z_train, y_train)
-        scores[c] = (clf.score(z_val, y_val), clf)
-        if run.progress is not None:
-            run.progress.update(1)
-    best_c = max(scores, key=lambda c: (scores[c][0], -c))  # ties: stronger regularisation
-    clf = scores[best_c][1]
-    weight = np.zeros((model.num_classes, x_train.shape[1]), dtype=np.float32)
-    bias = np.zeros(model.num_classes, dtype=np.float32)
-    coef, intercept = clf.coef_, clf.intercept_
-    if len(clf.classes_) == 2 and coef.shape[0] == 1:  # binary: sklearn keeps one row
-        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    for row, cls in enumerate(clf.classes_):
-        weight[cls] = coef[row] / sigma  # fold the standardisation into the head
-        bias[cls] = intercept[row] - (coef[row] * mu / sigma).sum()
-    for cls in set(range(model.num_classes)) - set(clf.classes_.tolist()):
-        bias[cls] = -1e4  # a class with no training example is never predicted
-    linear = model.head[-1]
-    linear.weight.data.copy_(torch.from_numpy(weight))
-    linear.bias.data.copy_(torch.from_numpy(bias))
-    outcome.val_accuracy = [float(scores[best_c][0])]
-    outcome.extra = {
-        "probe_C": best_c,
-        "probe_val_accuracy_by_C": {str(c): s for c, (s, _) in scores.items()},
-    }
-    outcome.steps = 1
-    sync(device)
-    outcome.train_s = time.perf_counter() - start
-    return outcome
