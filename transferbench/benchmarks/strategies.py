@@ -89,6 +89,8 @@ class Strategy:
     # How the head is fitted, recorded with the fields (kept as the record keys they always were)
     closed_form_head: ClassVar[bool] = False  # a logistic-regression probe on cached features
     head_init: ClassVar[str] = "random"  # random | probe (the head starts from a fitted probe)
+    # whether a classical adapter (fitted in closed form, no pretrained weights) can run it
+    fits_classical: ClassVar[bool] = False
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "probe": self.closed_form_head, "head_init": self.head_init}
@@ -105,16 +107,16 @@ class Strategy:
 
     def check(self, adapter: Any, head: str) -> None:
         """Refuse, before any data loads, an adapter or head this strategy cannot work with."""
-        if adapter.classical and self.name != "scratch":
+        if adapter.classical and not self.fits_classical:
             raise UserError(f"adapter {adapter.name!r} has no pretrained weights: it runs with --strategy scratch only")
 
     def applies_to(self, adapter: Any) -> bool:
         """Whether ``check`` accepts this registry entry (with the default head), for listings."""
-        return not adapter.classical or self.name == "scratch"
+        return not adapter.classical or self.fits_classical
 
     def scope(self) -> str:
         """Which adapters this strategy applies to, in words (``transferbench list strategies``)."""
-        return "every adapter" if self.name == "scratch" else "every neural adapter"
+        return "every adapter" if self.fits_classical else "every neural adapter"
 
     def claimed_trainable(self, model: Any, epoch: int = 0) -> set[str]:
         """Names of the parameters that train in ``epoch`` (strategy contract): the head, and the
@@ -166,6 +168,14 @@ class LinearProbe(Strategy):
         if run.target is not None and probe.val_accuracy[0] >= run.target:
             probe.time_to_target_s = probe.train_s  # a probe reaches its accuracy when the fit ends
         return probe
+
+
+@dataclass(frozen=True)
+class FromScratch(Strategy):
+    """Random init: the one strategy a classical reference model (tf-idf + logistic regression),
+    which has no pretrained weights, runs under too."""
+
+    fits_classical: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -507,7 +517,7 @@ register_strategy(
     )
 )
 register_strategy(
-    Strategy(
+    FromScratch(
         "scratch",
         "random init, same architecture; all layers train at 2x lr; BN momentum 0.1 + precise BN",
         pretrained=False,
