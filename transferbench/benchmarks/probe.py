@@ -19,7 +19,7 @@ import torch
 
 from transferbench.adapters.base import Adapter
 from transferbench.benchmarks.device import autocast, sync
-from transferbench.benchmarks.training import FitRun, TrainOutcome, _in_order
+from transferbench.benchmarks.training import FitRun, TrainOutcome, in_order
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def extract_features(model: Adapter, pipeline: Any, batch_size: int, device: tor
         for batch in pipeline.batches(batch_size, shuffle=False):
             feats.append(model.forward_features(batch).float().cpu())
             indices.append(batch["index"])
-    return _in_order(feats, indices).numpy()
+    return in_order(feats, indices).numpy()
 
 
 def fit_linear_probe(run: FitRun, search: CSearch) -> TrainOutcome:

@@ -159,7 +159,7 @@ class LinearProbe(Strategy):
     c_search: CSearch = PROBE_C_SEARCH
 
     def progress_steps(self, budget: Budget, num_examples: int, head: str) -> int:
-        return 4 if head == "linear" else super().progress_steps(budget, num_examples, head)
+        return len(self.c_search.grid) if head == "linear" else super().progress_steps(budget, num_examples, head)
 
     def fit(self, run: FitRun) -> TrainOutcome:
         if run.head != "linear":

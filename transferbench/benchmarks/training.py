@@ -131,7 +131,7 @@ def recalibrate_batchnorm(model: Adapter, pipeline: Any, batch_size: int, max_ba
     model.train(was_training)
 
 
-def _in_order(chunks: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.Tensor:
+def in_order(chunks: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.Tensor:
     """Undo a pipeline's batching order (text pipelines sort by length) using each batch's ``index``."""
     values = torch.cat(chunks)
     out = torch.empty_like(values)
@@ -162,7 +162,7 @@ def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device
             indices.append(batch["index"].cpu())
     preds, indices = distributed.gather(preds), distributed.gather(indices)
     sync(device)
-    return _in_order(preds, indices).numpy(), time.perf_counter() - start
+    return in_order(preds, indices).numpy(), time.perf_counter() - start
 
 
 def _accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> float:
