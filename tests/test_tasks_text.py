@@ -63,7 +63,7 @@ def test_bad_csvs_name_file_and_field(tmp_path, train_rows, test_rows, kwargs, m
 def test_non_utf8_file_names_the_line(tmp_path):
     (tmp_path / "train.csv").write_bytes("text,label\nfine,1\ncaf\xe9,0\n".encode("latin-1"))
     _csv(tmp_path / "test.csv", "text,label", ["ok,1"])
-    with pytest.raises(DataError, match=r"train.csv: not UTF-8 text \(byte \d+, line 3\)"):
+    with pytest.raises(DataError, match=r"train.csv:3: not UTF-8 text \(byte \d+\)"):
         load_task(TASKS.get("csv"), str(tmp_path))
 
 

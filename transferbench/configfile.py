@@ -43,7 +43,10 @@ def _located(path: Path, node: Any, data: Any) -> Located:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[key] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if key in lines:  # YAML loaders keep the last one silently: `domain: text` ... `domain: vision`
+                raise UserError(f"{path}:{line}: {key}: given twice (first at line {lines[key]}); keep one")
+            lines[key] = line
             value = data.get(key)
             if isinstance(value_node, yaml.MappingNode) and isinstance(value, dict):
                 children[key] = _located(path, value_node, value)
@@ -62,7 +65,7 @@ def read_mapping(path: str | Path, what: str) -> Located:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path}: file not found")
-    text = path.read_text(encoding="utf-8-sig")
+    text = decode_utf8(path)
     try:
         data, node = yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -72,6 +75,17 @@ def read_mapping(path: str | Path, what: str) -> Located:
     if not isinstance(data, dict):
         raise UserError(f"{path}:1: a {what} is a mapping of keys to values, got {type(data).__name__}")
     return _located(path, node, data)
+
+
+def decode_utf8(path: Path, error: type[UserError] = UserError) -> str:
+    """A text file's contents (a leading byte-order mark dropped), or one line naming the first
+    byte that is not UTF-8 and its line (task and matrix files, CSV data alike)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
 
 
 def _type_name(kind: Any) -> str:

@@ -13,6 +13,7 @@ entries only, whatever names a run happened to resolve.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -22,6 +23,25 @@ T = TypeVar("T")
 # A family's resolver: the name after "prefix:" -> (its canonical spelling, the entry). It raises
 # UserError (one line, with suggestions) for a name its family does not know.
 Resolver = Callable[[str], tuple[str, T]]
+
+
+# Names of tasks, suites, adapters, strategies and domains: they become folder names (the default
+# output folder is runs/<task>-<adapter>), so no path separators, no leading dot, nothing else odd.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+SAFE_NAME_RULE = "letters, digits and . _ + - (starting with a letter or digit; no path separators)"
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a registered entry, or None: a safe identifier (:data:`SAFE_NAME_RULE`)."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        return f"{name!r} is not a valid name: use {SAFE_NAME_RULE}"
+    return None
+
+
+def slug(text: str) -> str:
+    """``text`` as one safe folder name (a family adapter ``hf:/models/bert`` -> ``hf-models-bert``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.")
+    return cleaned or "run"
 
 
 def suggest(name: str, choices: list[str], n: int = 3) -> list[str]:
@@ -51,6 +71,9 @@ class Registry(Generic[T]):
         return decorator
 
     def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = ()) -> None:
+        problem = name_problem(name)
+        if problem is not None:
+            raise ValueError(f"{self.kind} {problem}")
         if name in self._entries or name in self._aliases:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = obj

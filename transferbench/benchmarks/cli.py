@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import transferbench
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.families import family_of
 from transferbench.benchmarks import distributed, provenance
@@ -30,31 +31,19 @@ from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare
 from transferbench.benchmarks.training import Budget
 from transferbench.benchmarks.validate import validate
 from transferbench.errors import UserError
+from transferbench.options import SEEDS
 from transferbench.plugins import load_plugins
-from transferbench.registry import Registry, suggest
+from transferbench.registry import Registry, slug, suggest
 from transferbench.tasks import TASKS, hub, include_path, register_task_file
+from transferbench.tasks.files import is_task_file
 from transferbench.tasks.protocols import PROTOCOLS
 
 LISTABLE = ("tasks", "adapters", "strategies", "suites")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0,1,2`` or ``0-4``."""
-    text = text.strip()
-    match = re.fullmatch(r"(\d+)-(\d+)", text)
-    if match and int(match.group(1)) <= int(match.group(2)):
-        return list(range(int(match.group(1)), int(match.group(2)) + 1))
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(f"--seeds {text!r} is not valid: expected integers like 0,1,2 or a range like 0-4") from None
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise UserError(f"--seeds {text!r} is not valid: expected distinct non-negative integers")
-    return seeds
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transferbench", description="What does transfer learning buy?")
+    parser.add_argument("--version", action="version", version=f"transferbench {transferbench.__version__}")
     sub = parser.add_subparsers(dest="command")
 
     p_list = sub.add_parser("list", help="list tasks, adapters, strategies or suites")
@@ -455,14 +444,14 @@ def _suite(args: argparse.Namespace) -> Suite:
     if not names:
         raise UserError("--strategy is empty: expected e.g. linear-probe,finetune,scratch")
     templates = [{"task": args.task, "adapter": args.adapter, "strategy": STRATEGIES.canonical(s)} for s in names]
-    return Suite(f"{args.task}-{args.adapter.replace(':', '-')}", "", "", templates)
+    return Suite(slug(f"{args.task}-{args.adapter}"), "", "", templates)
 
 
 def _register_task_sources(args: argparse.Namespace) -> None:
     """--include-path folders and a --task that is a file register their tasks first."""
     for folder in args.include_path or ():
         include_path(folder)
-    if args.task and Path(args.task).suffix in (".yaml", ".yml"):
+    if args.task and is_task_file(args.task):
         args.task = register_task_file(args.task).name
 
 
@@ -480,7 +469,7 @@ def _check_strategy_options(overrides: dict[str, Any], suite: Suite) -> None:
 def _specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
     _register_task_sources(args)
     suite = _suite(args)
-    seeds = tuple(parse_seeds(args.seeds)) if args.seeds is not None else suite.seeds
+    seeds = SEEDS.from_text(args.seeds) if args.seeds is not None else suite.seeds
     budget_overrides, run_overrides = _given(args, BUDGET_FLAGS), _given(args, RUN_FLAGS)
     _check_strategy_options(run_overrides, suite)
     if (args.train_examples or suite.train_examples != (None,)) and args.max_train_examples is not None:

@@ -18,7 +18,9 @@ from typing import Any
 from transferbench.benchmarks.runner import RunSpec
 from transferbench.benchmarks.training import Budget
 from transferbench.configfile import Located, read_mapping, to_dataclass
-from transferbench.registry import Registry
+from transferbench.options import SEEDS
+from transferbench.registry import Registry, name_problem
+from transferbench.tasks.files import include_path, is_task_file, register_task_file
 from transferbench.tasks.protocols import PROTOCOLS
 
 PACKAGE_SUITES = Path(__file__).parent / "suites"
@@ -56,6 +58,27 @@ class MatrixFile:
     per_class: bool = False
     budget: Budget | None = None
     grid: Grid | None = None
+    include_path: tuple[str, ...] = ()  # folders of task files, relative to the matrix file
+
+
+def _task_reference(item: Located, key: str, value: Any) -> Any:
+    """A task named by file (``task: ./news.yaml``) is read relative to the matrix file and
+    registered; the run then names the task it defines."""
+    if not isinstance(value, str) or not is_task_file(value):
+        return value
+    path = item.path.parent / value
+    if not path.is_file():
+        raise item.error(key, f"task file {value!r} not found (read relative to the matrix file: {path})")
+    return register_task_file(path).name
+
+
+def _include_paths(located: Located, folders: tuple[str, ...]) -> None:
+    """The matrix's ``include_path`` folders, relative to the file, register their task files."""
+    for folder in folders:
+        root = located.path.parent / folder
+        if not root.is_dir():
+            raise located.error("include_path", f"{folder!r} is not a folder (read relative to the matrix file)")
+        include_path(root)
 
 
 def _run_template(item: Located, base: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +90,7 @@ def _run_template(item: Located, base: dict[str, Any], budget: dict[str, Any]) -
     for key in ("task", "adapter", "strategy"):
         if key not in merged:
             raise item.error(None, f"a run needs {key!r} (in the run, in defaults, or from a grid)")
+    merged["task"] = _task_reference(item, "task", merged["task"])
     to_dataclass(Located(item.path, merged, item.lines, {"budget": checked_budget}, item.line), RunSpec)
     return merged
 
@@ -97,6 +121,7 @@ def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
     defaults = located.children.pop("defaults", None)
     located.data.pop("defaults", None)
     head: MatrixFile = to_dataclass(located, MatrixFile)
+    _include_paths(located, head.include_path)
     if not isinstance(runs, list) or len(run_items) != len(runs):
         raise located.error("runs", "expected a list of runs, each a mapping of run keys")
     budget = located.children["budget"].data if "budget" in located.children else {}  # checked as Budget
@@ -108,7 +133,10 @@ def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
     templates = [_run_template(item, base, budget) for item in [*cells, *run_items]]
     if not templates:
         raise located.error(None, "no runs: give a grid (tasks, adapters, strategies) or a list of runs")
+    SEEDS.check(head.seeds, f"{located.where('seeds')}: seeds")
     name = head.name or Path(path).stem
+    if name_problem(name):
+        raise located.error("name" if head.name else None, f"suite {name_problem(name)}")
     suite = Suite(
         name,
         head.description,

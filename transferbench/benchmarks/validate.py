@@ -51,7 +51,7 @@ def validate(target: str) -> str:
     path = Path(target)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if "domain" in read_mapping(path, "config file").data:
-            config, _ = read_task_file(path)
+            config, _, _ = read_task_file(path)
             return f"{path}: task file OK: task {config.name!r} ({config.domain}, {config.loader})"
         suite, _ = read_matrix(path)
         return f"{path}: run-matrix file OK: {check_suite(suite, str(path))} runs"

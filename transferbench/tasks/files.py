@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transferbench.configfile import read_mapping, to_dataclass
 from transferbench.errors import UserError
+from transferbench.registry import name_problem
 from transferbench.tasks.base import BUILTIN_DATA, TASK_FILES, TASKS, TaskConfig
 from transferbench.tasks.domain import DOMAINS
 
@@ -21,13 +22,16 @@ REQUIRED = ("name", "domain", "description", "loader")
 PACKAGE_TASKS = Path(__file__).parent / "configs"
 
 
-def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...]]:
-    """A task file as a TaskConfig (and the task's aliases), checked against the registries it names."""
+def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...], dict[str, int]]:
+    """A task file as a TaskConfig (with the task's aliases and the line of each key), checked
+    against the registries it names."""
     located = read_mapping(path, "task file")
     aliases = located.data.pop("aliases", [])
     if not (isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)):
         raise located.error("aliases", f"expected a list of names, got {aliases!r}")
     config: TaskConfig = to_dataclass(located, TaskConfig, required=REQUIRED)
+    if name_problem(config.name):
+        raise located.error("name", name_problem(config.name))
     if config.domain not in DOMAINS:
         raise located.error("domain", f"unknown domain {config.domain!r}; valid: {', '.join(DOMAINS.names())}")
     if config.loader not in LOADERS:
@@ -36,16 +40,25 @@ def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...]]:
         raise located.error("builtin", f"no builtin data set {config.builtin!r}; valid: {', '.join(BUILTIN_DATA)}")
     if config.loader == "hub-or-dir" and not config.hub_path:
         raise located.error("hub_path", "a hub-or-dir task needs the hub dataset id (or loader: dir)")
-    TASK_FILES[config.name] = (str(located.path), dict(located.lines))
-    return config, tuple(aliases)
+    return config, tuple(aliases), dict(located.lines)
+
+
+def is_task_file(name: str) -> bool:
+    """Whether a task reference names a file (``./news.yaml``) rather than a registered task."""
+    return Path(name).suffix in (".yaml", ".yml")
 
 
 def register_task_file(path: str | Path) -> TaskConfig:
-    config, aliases = read_task_file(path)
+    """Register the task a file defines. The same file read again (a matrix and ``--include-path``
+    naming it both, ``validate`` then ``run``) gives the task it registered the first time."""
+    config, aliases, lines = read_task_file(path)
     if config.name in TASKS:
-        path, lines = TASK_FILES[config.name]
+        where, _ = TASK_FILES.get(config.name, ("", {}))
+        if where and Path(where).resolve() == Path(path).resolve() and TASKS.get(config.name) == config:
+            return config
         raise UserError(f"{path}:{lines.get('name', 1)}: name: task {config.name!r} is already registered")
     TASKS.add(config.name, config, aliases=aliases)
+    TASK_FILES[config.name] = (str(Path(path)), lines)
     return config
 
 

@@ -15,21 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from transferbench.configfile import decode_utf8
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Tokenizes
 from transferbench.tasks.base import HUB_COPY_EXPECTED, Split, TaskConfig, TaskData, builtin_task_data, task_data
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, hub_source, load_hub_split, load_local, read_as
 from transferbench.tasks.pipeline import Pipeline
-
-
-def check_utf8(path: Path) -> None:
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}, line {line}); save the file as UTF-8") from None
 
 
 def _string_features(path: Path) -> Any:
@@ -125,8 +117,7 @@ def load_text(
         test_names = (f"{config.test_split}.csv", "test.csv", "validation.csv")
         test_file = _find_csv(root, tuple(dict.fromkeys(test_names)), "evaluation")
         for f in (train_file, test_file):
-            check_utf8(f)
-            if not f.read_text(encoding="utf-8-sig").strip():
+            if not decode_utf8(f, DataError).strip():
                 raise DataError(f"{f}: file is empty; expected a header row ({text_col},{label_col}) and data rows")
         # every column as a string (empty cells as ""), one file at a time so errors name the file
         splits = tuple(
