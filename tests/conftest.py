@@ -73,6 +73,13 @@ def small_imagefolder(tmp_path: Path, cifar10_like: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory):
+    """transferbench's cache (the datasets caches of local copies) in a folder of this session's."""
+    os.environ["TRANSFERBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("transferbench-cache"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread(request: pytest.FixtureRequest):
     """Tiny models run faster on one thread than on two that wait for each other (seconds against

@@ -28,6 +28,9 @@ class Preprocessing:
     sample_rate: int | None = None  # audio: Hz the backbone was trained at
     max_length: int | None = None  # text: longest token sequence the backbone accepts
     features: str | None = None  # audio: what the model computes from the waveform (recorded)
+    window_s: float | None = None  # audio: the clip length the backbone was trained on; longer clips are windowed
+    window_hop_s: float | None = None  # audio: how far apart those windows start
+    window_pooling: str | None = None  # audio: how window embeddings become one clip embedding
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

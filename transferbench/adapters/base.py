@@ -257,6 +257,7 @@ class AdapterSpec:
     example_shape: dict[str, int] = field(default_factory=dict)  # shape kwargs for a tiny example batch
     input_size: int | None = None  # vision: native input size, known without building the model
     sample_rate: int | None = None  # audio: the rate clips are decoded at, known without building the model
+    window_s: float | None = None  # audio: the clip length the backbone expects; longer clips are windowed
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-strategy recipe overrides
     classical: bool = False  # fitted in closed form (adapters.classical), strategy scratch only
     # Bumped whenever the adapter computes something different for the same config (inputs,
@@ -313,6 +314,7 @@ def register_adapter(
     example_shape: dict[str, int] | None = None,
     input_size: int | None = None,
     sample_rate: int | None = None,
+    window_s: float | None = None,
     recipes: dict[str, dict[str, Any]] | None = None,
     classical: bool = False,
     revision: int = 1,
@@ -333,6 +335,7 @@ def register_adapter(
             example_shape=example_shape or {},
             input_size=input_size,
             sample_rate=sample_rate,
+            window_s=window_s,
             recipes=recipes or {},
             classical=classical,
             revision=revision,

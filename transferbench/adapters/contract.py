@@ -70,6 +70,8 @@ def check_spec_agrees(spec: AdapterSpec, workdir: Path) -> None:
         if declared is not None:
             built = getattr(prep, native)
             _require(declared == built, f"spec {native} {declared} != preprocessing.{native} {built}")
+    # the audio window decides a run's identity before the model is built: both must say the same
+    _require(spec.window_s == prep.window_s, f"spec window_s {spec.window_s} != preprocessing.window_s {prep.window_s}")
 
 
 def check_domain_pipeline(spec: AdapterSpec, workdir: Path) -> None:

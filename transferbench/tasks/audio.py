@@ -265,11 +265,12 @@ class AudioDomain(Domain):
     def input_settings(
         self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
     ) -> dict[str, Any]:
-        return {
-            "sample_rate": adapter.sample_rate,
-            "duration_s": options.get("duration") or config.duration_s or default_duration(data, adapter.sample_rate),
-            "model_path": options.get("model_path"),
-        }
+        duration = options.get("duration") or config.duration_s or default_duration(data, adapter.sample_rate)
+        settings = {"sample_rate": adapter.sample_rate, "duration_s": duration, "model_path": options.get("model_path")}
+        window = getattr(adapter, "window_s", None)
+        if window is not None and duration > window:  # only then is the clip windowed (and the run different)
+            settings["window_s"] = window
+        return settings
 
     def input_notes(self, data: TaskData, settings: dict[str, Any]) -> dict[str, Any]:
         length = round(settings["sample_rate"] * settings["duration_s"])
@@ -277,7 +278,8 @@ class AudioDomain(Domain):
         for role, split in (("train", data.train), ("test", data.test)):
             sizes = np.array([len(w) for w in split.inputs])
             counts[role] = {"cropped": int((sizes > length).sum()), "padded": int((sizes < length).sum())}
-        return {"clip_s": settings["duration_s"], "clips": counts}
+        windowed = {"windowed_at_s": settings["window_s"]} if "window_s" in settings else {}
+        return {"clip_s": settings["duration_s"], "clips": counts, **windowed}
 
     def pipelines(self, splits, model, config, settings, device, channels_last=False) -> list[Pipeline]:
         rate, duration = settings["sample_rate"], settings["duration_s"]

@@ -95,6 +95,7 @@ class TaskData:
     test_split: str
     notes: list[str] = field(default_factory=list)
     layout: str = "builtin"  # what was read: hub | hub-copy | imagefolder | csv | audiofolder | fold-metadata
+    revision: str | None = None  # a local copy's: the content hash of its files (tasks.local_files)
 
     @property
     def num_classes(self) -> int:

@@ -14,6 +14,7 @@ import torch
 
 from transferbench.errors import DataError, UserError
 from transferbench.registry import Registry
+from transferbench.tasks import local_files
 from transferbench.tasks.base import TASK_FILES, Split, TaskConfig, TaskData, check_classes
 from transferbench.tasks.pipeline import Pipeline
 
@@ -95,6 +96,8 @@ def load_task(config: TaskConfig, data_dir: str | None, **settings: Any) -> Task
     except DataError as exc:
         raise _in_task_file(config, exc) from None
     check_classes(data)
+    if data_dir:  # what the run read is what the files hold, whatever a cache says
+        data.revision = local_files.revision(data_dir)
     return data
 
 

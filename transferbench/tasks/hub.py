@@ -11,6 +11,7 @@ from typing import Any
 
 from transferbench.errors import DataError
 from transferbench.tasks.base import TaskConfig, TaskData
+from transferbench.tasks.local_files import datasets_cache
 
 _show_hub_progress = True
 
@@ -73,9 +74,10 @@ def hub_source(config: TaskConfig) -> str:
 def load_hub_split(hub_path: str, config: str | None, split: str, columns: tuple[str, ...]) -> Any:
     import datasets
 
+    local = {"cache_dir": datasets_cache([hub_path])} if Path(hub_path).is_dir() else {}  # local_files says why
     try:
         with _progress_bars(_show_hub_progress):
-            ds = datasets.load_dataset(hub_path, config, split=split)
+            ds = datasets.load_dataset(hub_path, config, split=split, **local)
     except Exception as exc:  # offline, unknown id, or no such split: all need the same advice
         raise DataError(
             f"could not load split {split!r} of {hub_path!r} from the Hugging Face hub "
@@ -91,11 +93,13 @@ def load_local(
 ) -> Any:
     import datasets
 
+    read = list(split_files.values()) if split_files is not None else [data_dir]
+    cache_dir = datasets_cache(read)  # named by these files' paths and contents (local_files says why)
     try:
         with _progress_bars(False):  # local files: nothing is downloaded, and it takes a moment
             if split_files is not None:
-                return datasets.load_dataset(builder, data_files=split_files, **builder_kwargs)
-            return datasets.load_dataset(builder, data_dir=data_dir, **builder_kwargs)
+                return datasets.load_dataset(builder, data_files=split_files, cache_dir=cache_dir, **builder_kwargs)
+            return datasets.load_dataset(builder, data_dir=data_dir, cache_dir=cache_dir, **builder_kwargs)
     except Exception as exc:
         where = ", ".join(map(str, split_files.values())) if split_files else data_dir
         raise DataError(
@@ -116,8 +120,11 @@ def class_names_of(ds: Any, label_column: str) -> list[str] | None:
 
 
 def dataset_revision(data: TaskData) -> str:
-    """What identifies the data a run read: the hub commit of a hub dataset (as the local hub cache
-    records it after the load; no network), else the content fingerprint of the decoded data."""
+    """What identifies the data a run read: a local copy's files (``files:``, their content hash,
+    from the files themselves: ``local_files``); the hub commit of a hub dataset (as the local hub
+    cache records it after the load; no network); else the content fingerprint of the decoded data."""
+    if data.revision:
+        return data.revision
     if data.layout == "hub" and data.source.startswith("hf://"):
         from huggingface_hub import constants  # lazy: only hub datasets need it
         from huggingface_hub.file_download import repo_folder_name
