@@ -106,7 +106,8 @@ def test_a_task_name_that_is_not_a_safe_identifier_is_refused(tmp_path, capsys, 
 
 
 def test_a_suite_name_that_is_not_a_safe_identifier_is_refused(tmp_path, capsys):
-    matrix = _write(tmp_path, "m.yaml", "name: ../up\nruns:\n  - {task: digits, adapter: resnet18, strategy: scratch}\n")
+    run = "  - {task: digits, adapter: resnet18, strategy: scratch}\n"
+    matrix = _write(tmp_path, "m.yaml", f"name: ../up\nruns:\n{run}")
     assert main(["run", "--config", str(matrix), "--show-config"]) == 2
     assert _error(capsys).startswith(f"{matrix}:1: name: suite '../up' is not a valid name")
 
