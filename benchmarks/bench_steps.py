@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from transferbench.adapters import ADAPTERS
-from transferbench.benchmarks.throughput import BenchConfig, input_shape, synthetic_batch
-from transferbench.benchmarks.training import Budget, make_optimizer, train_step
+from transferbench.benchmarks.execution.throughput import BenchConfig, input_shape, synthetic_batch
+from transferbench.benchmarks.training.loop import Budget, make_optimizer, train_step
 from transferbench.tasks import TASKS, load_task
 from transferbench.tasks.base import Split
 from transferbench.tasks.text import TextPipeline

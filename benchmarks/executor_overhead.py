@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks import provenance
-from transferbench.benchmarks.results import read_records, write_atomic
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.results.store import read_records, write_atomic
 
 MEASURED = ("metrics", "val_accuracy_per_epoch", "steps")
 
@@ -69,7 +69,7 @@ def run_once(config: dict[str, Any], args: argparse.Namespace, scratch: Path) ->
     """One whole `transferbench run` process into a fresh folder: its wall time and records."""
     out = Path(tempfile.mkdtemp(dir=scratch))
     executor = ["--executor", "ray"] if config["flags"] else []
-    cmd = [sys.executable, "-m", "transferbench.benchmarks.cli", "run", *matrix_args(args), *executor]
+    cmd = [sys.executable, "-m", "transferbench.benchmarks.cli.main", "run", *matrix_args(args), *executor]
     cmd += [*config["flags"], "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if not config["flags"]:

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-runs/gpu-bench}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
-TB="$PY -m transferbench.benchmarks.cli"
+TB="$PY -m transferbench.benchmarks.cli.main"
 STEPS="--steps 40 --warmup 10"  # timm benchmark.py's defaults (40 timed, 10 warm-up)
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 

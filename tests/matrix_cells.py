@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from transferbench.benchmarks.matrix import run_all
-from transferbench.benchmarks.runner import RunSpec
-from transferbench.benchmarks.training import Budget
+from transferbench.benchmarks.execution.matrix import run_all
+from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.training.loop import Budget
 
 STRATEGIES = ("finetune", "scratch")  # both train (two steps each), so a fault at train-step:2 lands mid-cell
 SEEDS = (0, 1, 2)

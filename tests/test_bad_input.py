@@ -425,7 +425,7 @@ def test_bad_input_exits_2_with_one_clear_line(argv, breakage, weights, expected
 
 def test_disk_full_while_writing_keeps_earlier_results(tmp_path, capsys, monkeypatch):
     """A failed append (ENOSPC) is a clear error; the records already there stay intact."""
-    from transferbench.benchmarks import results
+    from transferbench.benchmarks.results import store as results
 
     out = tmp_path / "out"
     out.mkdir()

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks import provenance
-from transferbench.benchmarks.cli import _build_parser, _specs_from_args, main
-from transferbench.benchmarks.matrix import _load
-from transferbench.benchmarks.runner import resolved_strategy, run_identity, task_config
-from transferbench.benchmarks.suites import PACKAGE_SUITES
+from transferbench.benchmarks.cli.main import _build_parser, _specs_from_args, main
+from transferbench.benchmarks.execution.matrix import _load
+from transferbench.benchmarks.execution.runner import resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.plan.suites import PACKAGE_SUITES
+from transferbench.benchmarks.results import provenance
 from transferbench.tasks import TASKS
 from transferbench.tasks.base import TASK_FILES
 from transferbench.tasks.files import PACKAGE_TASKS
@@ -210,7 +210,7 @@ def test_an_installed_plugin_shows_in_list_passes_validate_and_runs(tmp_path):
     _install_plugin(site)
     out = tmp_path / "out"
     script = (
-        "import sys; from transferbench.benchmarks.cli import main\n"
+        "import sys; from transferbench.benchmarks.cli.main import main\n"
         "codes = [main(['list', 'adapters']), main(['validate', 'toy-mlp']),"
         f" main(['run', '--task', 'toy-iris', '--adapter', 'toy-mlp', '--strategy', 'scratch', '--epochs', '3',"
         f" '--batch-size', '16', '--min-steps', '0', '--no-progress', '--out', {str(out)!r}])]\n"

@@ -23,10 +23,10 @@ import torch
 from fixtures.data import make_sst2_like
 
 from transferbench.adapters import ADAPTERS
-from transferbench.benchmarks import distributed, faults
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.runner import RunSpec, resolved_strategy, run_identity, task_config
-from transferbench.benchmarks.training import Budget
+from transferbench.benchmarks.execution.runner import RunSpec, resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.runtime import distributed, faults
+from transferbench.benchmarks.training.loop import Budget
 from transferbench.tasks import TASKS, load_task
 from transferbench.tasks.pipeline import Pipeline
 
@@ -167,8 +167,8 @@ def test_accelerate_launch_runs_the_same_two_process_run(tmp_path):
 STEP_SCRIPT = """
 import copy, json, torch
 from torch import nn
-from transferbench.benchmarks import distributed
-from transferbench.benchmarks.training import Budget, train_step
+from transferbench.benchmarks.runtime import distributed
+from transferbench.benchmarks.training.loop import Budget, train_step
 
 CPU = torch.device("cpu")
 distributed.init(CPU)

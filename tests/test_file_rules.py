@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks.cli import _build_parser, _specs_from_args, main
+from transferbench.benchmarks.cli.main import _build_parser, _specs_from_args, main
 
 TASK = """\
 name: {name}

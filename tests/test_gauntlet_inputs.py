@@ -233,7 +233,7 @@ def test_unwritable_results_file_is_refused_before_training(tmp_path, capsys):
 def test_a_record_the_results_file_refuses_after_training_is_kept_for_the_next_run(tmp_path, capsys, monkeypatch):
     """Class: the results file fails between the check and the append (disk, permissions): the
     finished record is kept, the error says where, and the next run on the same --out adds it."""
-    from transferbench.benchmarks import results
+    from transferbench.benchmarks.results import store as results
 
     monkeypatch.setenv("TRANSFERBENCH_PENDING_DIR", str(tmp_path / "pending"))
     data = _csv(tmp_path / "csv", TRAIN_ROWS, TEST_ROWS)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from transferbench.benchmarks.cli import main
 from transferbench.tasks import TASKS, load_task
+from transferbench.tasks.local_files import revision
 
 CARD = """---
 configs:
@@ -78,7 +79,7 @@ def test_text_hub_copy_runs_end_to_end_and_records_its_layout(tmp_path, capsys):
     record = json.loads((out / "results.jsonl").read_text())
     assert record["data_layout"] == "hub-copy" and record["test_examples"] == 20
     assert record["metrics"]["accuracy"] == 1.0 and len(record["config"]["data_fingerprint"]) == 16
-    assert record["data_revision"] == f"content:{record['config']['data_fingerprint']}"
+    assert record["data_revision"] == revision(root)  # the copy's files, not the rows a cache served
     assert record["run_spec"]["data_dir"] == "sst2"  # as asked for, without the machine's absolute path
     assert record["run_spec"]["budget"]["epochs"] == 5 and record["run_spec"]["strategy"] == "scratch"
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import shared
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.results import read_records
+from transferbench.benchmarks.results.store import read_records
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def test_readme_main_job_runs_offline_and_prints_a_table(tmp_path):
     """`transferbench run` with no arguments: the quick suite, offline, on data a fresh install has."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "transferbench.benchmarks.cli", "run", "--out", str(tmp_path)],
+        [sys.executable, "-m", "transferbench.benchmarks.cli.main", "run", "--out", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,

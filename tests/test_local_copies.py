@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from fixtures.data import make_cifar10_like, make_fsdd_like, make_sst2_like
 
-from transferbench.benchmarks import provenance
-from transferbench.benchmarks.runner import RunSpec, resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.execution.runner import RunSpec, resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.results import provenance
 from transferbench.tasks import TASKS, load_task
 from transferbench.tasks.hub import dataset_revision
 from transferbench.tasks.local_files import revision

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from transferbench.benchmarks import probe
-from transferbench.benchmarks.probe import PROBE_C_SEARCH, CSearch, widened
+from transferbench.benchmarks.training import probe
+from transferbench.benchmarks.training.probe import PROBE_C_SEARCH, CSearch, widened
 
 
 def test_widened_adds_a_decade_past_a_lone_winning_edge():
@@ -57,7 +57,7 @@ def test_search_widens_until_the_best_is_inside(monkeypatch, peak, best, tried):
 
 def test_search_is_part_of_the_probe_recipe():
     """A different search is a different recipe, so a different run identity."""
-    from transferbench.benchmarks.strategies import STRATEGIES
+    from transferbench.benchmarks.strategies.base import STRATEGIES
 
     for name in ("linear-probe", "lp-ft"):
         recipe = STRATEGIES.get(name).to_dict()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks import provenance
+from transferbench.benchmarks.results import provenance
 
 REPO = Path(__file__).resolve().parents[1]
+MODULE = Path(provenance.__file__).resolve().relative_to(REPO)  # where it sits in the package
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def checkout(tmp_path, monkeypatch):
     if shutil.which("git") is None:
         pytest.skip("git not installed")
     root = tmp_path / "repo"
-    module = root / "transferbench" / "benchmarks" / "provenance.py"
+    module = root / MODULE
     module.parent.mkdir(parents=True)
     shutil.copy(Path(provenance.__file__), module)
     (root / "results").mkdir()
@@ -44,7 +45,7 @@ def test_appending_to_a_result_set_does_not_make_the_commit_dirty(checkout):
 
 
 def test_a_code_change_makes_the_commit_dirty(checkout):
-    module = checkout / "transferbench" / "benchmarks" / "provenance.py"
+    module = checkout / MODULE
     module.write_text(module.read_text() + "\n# changed\n")
     assert provenance.git_commit().endswith("+dirty")
 

@@ -1,8 +1,8 @@
 import pytest
 
 from transferbench.adapters import ADAPTERS
-from transferbench.benchmarks.strategies import STRATEGIES
-from transferbench.benchmarks.suites import SUITES
+from transferbench.benchmarks.plan.suites import SUITES
+from transferbench.benchmarks.strategies.base import STRATEGIES
 from transferbench.errors import UserError
 from transferbench.registry import Registry
 from transferbench.tasks import TASKS
@@ -44,7 +44,7 @@ def test_every_transformer_text_encoder_trains_with_the_transformer_recipe():
     """A transformer trained at the CNN rate (2e-3) from scratch collapses to chance: the recipe
     must be what every transformers text adapter resolves, not a table nobody reads."""
     from transferbench.adapters.text import TRANSFORMER_RECIPES
-    from transferbench.benchmarks.runner import RunSpec, resolved_strategy
+    from transferbench.benchmarks.execution.runner import RunSpec, resolved_strategy
 
     text = [n for n in ADAPTERS.names() if ADAPTERS.get(n).domain == "text" and not ADAPTERS.get(n).classical]
     assert "minilm-l6" in text and "bert-base-uncased" in text

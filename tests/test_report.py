@@ -6,7 +6,7 @@ import json
 import pytest
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.report import (
+from transferbench.benchmarks.reporting.report import (
     aggregate,
     load_results,
     report,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_report import rec, write
 
-from transferbench.benchmarks import report as report_module
-from transferbench.benchmarks import results as results_module
-from transferbench.benchmarks.report import report, write_index
-from transferbench.benchmarks.results import (
+from transferbench.benchmarks.reporting import report as report_module
+from transferbench.benchmarks.reporting.report import report, write_index
+from transferbench.benchmarks.results import store as results_module
+from transferbench.benchmarks.results.store import (
     aggregate,
     append_record,
     check_results_file,
@@ -175,7 +175,7 @@ def test_one_way_imports_none_inside_functions_and_short_functions():
         for node in ast.walk(ast.parse(Path(results_module.__file__).read_text()))
         if isinstance(node, ast.ImportFrom)
     }
-    assert "transferbench.benchmarks.report" not in imported  # report imports results, never the reverse
+    assert "transferbench.benchmarks.reporting.report" not in imported  # report imports results, never the reverse
     for module in (results_module, report_module):
         for fn in _functions(module):
             inner = [n for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.results import read_records
+from transferbench.benchmarks.results.store import read_records
 
 
 @pytest.mark.slow  # a real SIGKILL of a CLI subprocess: its start costs most of a minute
@@ -22,7 +22,7 @@ def test_report_after_a_kill_mid_append_and_a_resume(tmp_path, capsys, monkeypat
 
     monkeypatch.delenv("TRANSFERBENCH_FAULT", raising=False)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFERBENCH_FAULT": "append:2"}
-    cmd = [sys.executable, "-m", "transferbench.benchmarks.cli", *run]
+    cmd = [sys.executable, "-m", "transferbench.benchmarks.cli.main", *run]
     # a real process, really SIGKILLed: seed 0 is recorded, seed 1 dies half-way through writing its line
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-2000:]

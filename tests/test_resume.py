@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks import faults
-from transferbench.benchmarks.runner import RunSpec, execute
-from transferbench.benchmarks.training import Budget
+from transferbench.benchmarks.execution.runner import RunSpec, execute
+from transferbench.benchmarks.runtime import faults
+from transferbench.benchmarks.training.loop import Budget
 from transferbench.tasks import TASKS, load_task
 
 
@@ -82,7 +82,7 @@ def test_killed_suite_loses_nothing_and_completes_on_resume(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "transferbench.benchmarks.cli",
+        "transferbench.benchmarks.cli.main",
         "run",
         "--task",
         "digits",
@@ -134,7 +134,7 @@ def test_killed_suite_loses_nothing_and_completes_on_resume(tmp_path):
 def test_resume_reruns_what_an_adapter_revision_changed(digits, tmp_path, monkeypatch):
     """A finished record of an older adapter revision is not what the code now computes: rerun it."""
     from transferbench.adapters import ADAPTERS
-    from transferbench.benchmarks.matrix import run_all
+    from transferbench.benchmarks.execution.matrix import run_all
 
     spec = _spec("linear-probe")
     (first,) = run_all([spec], out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)

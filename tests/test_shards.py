@@ -13,11 +13,11 @@ import matrix_cells
 import pytest
 from test_report import rec, write
 
-from transferbench.benchmarks.cli import main, parse_shard
-from transferbench.benchmarks.matrix import Shard, finished_ids, run_all
-from transferbench.benchmarks.report import load_results, report
-from transferbench.benchmarks.results import read_records, results_files, shard_file, write_table
-from transferbench.benchmarks.runner import RunSpec
+from transferbench.benchmarks.cli.main import main, parse_shard
+from transferbench.benchmarks.execution.matrix import Shard, finished_ids, run_all
+from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.reporting.report import load_results, report
+from transferbench.benchmarks.results.store import read_records, results_files, shard_file, write_table
 from transferbench.errors import UserError
 
 QUIET = {"progress": False, "log": lambda _: None}
@@ -52,7 +52,7 @@ def test_a_shard_is_the_same_on_every_machine_and_process():
     assert [there.index(s) for s in Shard(2, 3).select(there)] == mine
     code = (
         "import json, dataclasses, sys; sys.path.insert(0, 'tests'); from test_shards import _matrix;"
-        "from transferbench.benchmarks.matrix import Shard; m = _matrix();"
+        "from transferbench.benchmarks.execution.matrix import Shard; m = _matrix();"
         "print(json.dumps([m.index(s) for s in Shard(2, 3).select(m)]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

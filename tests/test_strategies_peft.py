@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from transferbench.adapters import ADAPTERS
-from transferbench.benchmarks import peft_tuning
-from transferbench.benchmarks.strategies import STRATEGIES, applicable_adapters
-from transferbench.benchmarks.strategy_contract import check_strategy, example_batch, tiny_adapter
-from transferbench.benchmarks.training import Budget, FitRun, train
+from transferbench.benchmarks.strategies import peft_layers as peft_tuning
+from transferbench.benchmarks.strategies.base import STRATEGIES, applicable_adapters
+from transferbench.benchmarks.strategies.contract import check_strategy, example_batch, tiny_adapter
+from transferbench.benchmarks.training.loop import Budget, FitRun, train
 from transferbench.errors import UserError
 
 
@@ -96,7 +96,7 @@ def test_refusal_is_one_line_naming_adapter_strategy_and_need(strategy, adapter,
 
 
 def test_the_run_refuses_before_any_data_loads(monkeypatch):
-    from transferbench.benchmarks import matrix, runner
+    from transferbench.benchmarks.execution import matrix, runner
 
     def no_data(*args, **kwargs):
         raise AssertionError("data loaded before the strategy was checked")
@@ -248,7 +248,7 @@ def sst2(workdir):
 
 
 def _execute(strategy: str, sst2, out_dir: Path | None = None, epochs: int = 2):
-    from transferbench.benchmarks.runner import RunSpec, execute
+    from transferbench.benchmarks.execution.runner import RunSpec, execute
 
     data, model_path = sst2
     spec = RunSpec(
@@ -278,7 +278,7 @@ def test_lora_run_records_wrapped_modules_share_and_merge(sst2):
 def test_resumed_run_with_hook_or_adapters_matches_uninterrupted_run(strategy, sst2, tmp_path, monkeypatch):
     """The hook sets its state from the epoch alone and LoRA weights are in the checkpoint: a run
     killed in its last epoch resumes to the same numbers, exactly (CPU)."""
-    from transferbench.benchmarks import faults
+    from transferbench.benchmarks.runtime import faults
 
     reference = _execute(strategy, sst2, tmp_path / "a", epochs=3)
     if strategy == "gradual-unfreeze":

@@ -133,8 +133,8 @@ def test_esc50_official_layout_holds_out_fold_5(tmp_path):
 
 
 def test_esc50_other_folds_and_cross_validation_flag(tmp_path, capsys):
-    from transferbench.benchmarks.cli import _build_parser, _specs_from_args
-    from transferbench.benchmarks.runner import RunSpec, task_config
+    from transferbench.benchmarks.cli.main import _build_parser, _specs_from_args
+    from transferbench.benchmarks.execution.runner import RunSpec, task_config
 
     args = _build_parser().parse_args(
         [

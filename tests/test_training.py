@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from transferbench.benchmarks.probe import PROBE_C_SEARCH, widened
-from transferbench.benchmarks.runner import RunSpec, build_adapter, execute, near_chance, resolved_strategy
-from transferbench.benchmarks.training import Budget, warmup_cosine
+from transferbench.benchmarks.execution.runner import RunSpec, build_adapter, execute, near_chance, resolved_strategy
+from transferbench.benchmarks.training.loop import Budget, warmup_cosine
+from transferbench.benchmarks.training.probe import PROBE_C_SEARCH, widened
 from transferbench.tasks import TASKS, load_task
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transferbench.benchmarks.strategies import Strategy, register_strategy
+from transferbench.benchmarks.strategies.base import Strategy, register_strategy
 
 
 @dataclass(frozen=True)

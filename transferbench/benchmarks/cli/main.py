@@ -19,17 +19,31 @@ from typing import Any
 import transferbench
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.families import family_of
-from transferbench.benchmarks import distributed, provenance
-from transferbench.benchmarks.matrix import EXECUTORS, Executor, ExecutorOptions, LaunchedExecutor, Shard, run_all
-from transferbench.benchmarks.ray_executor import RayExecutor
-from transferbench.benchmarks.report import report, write_index
-from transferbench.benchmarks.results import FAILED, RESULTS_FILE, append_record, prepare_out_dir, write_table
-from transferbench.benchmarks.runner import INPUT_OPTIONS, STRATEGY_OPTIONS, RunSpec
-from transferbench.benchmarks.strategies import STRATEGIES
-from transferbench.benchmarks.suites import SUITES, Suite, read_matrix
-from transferbench.benchmarks.throughput import BenchConfig, bench, compare_bare, compare_merged
-from transferbench.benchmarks.training import Budget
-from transferbench.benchmarks.validate import validate
+from transferbench.benchmarks.execution.matrix import (
+    EXECUTORS,
+    Executor,
+    ExecutorOptions,
+    LaunchedExecutor,
+    Shard,
+    run_all,
+)
+from transferbench.benchmarks.execution.ray_executor import RayExecutor
+from transferbench.benchmarks.execution.runner import INPUT_OPTIONS, STRATEGY_OPTIONS, RunSpec
+from transferbench.benchmarks.execution.throughput import BenchConfig, bench, compare_bare, compare_merged
+from transferbench.benchmarks.plan.suites import SUITES, Suite, read_matrix
+from transferbench.benchmarks.plan.validate import validate
+from transferbench.benchmarks.reporting.report import report, write_index
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.results.store import (
+    FAILED,
+    RESULTS_FILE,
+    append_record,
+    prepare_out_dir,
+    write_table,
+)
+from transferbench.benchmarks.runtime import distributed
+from transferbench.benchmarks.strategies.base import STRATEGIES
+from transferbench.benchmarks.training.loop import Budget
 from transferbench.errors import UserError
 from transferbench.options import SEEDS
 from transferbench.plugins import load_plugins

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from transferbench.adapters.base import Adapter
-from transferbench.benchmarks.device import autocast, sync
-from transferbench.benchmarks.training import FitRun, TrainOutcome, in_order
+from transferbench.benchmarks.runtime.device import autocast, sync
+from transferbench.benchmarks.training.loop import FitRun, TrainOutcome, in_order
 
 
 @dataclass(frozen=True)

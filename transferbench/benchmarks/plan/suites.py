@@ -1,6 +1,6 @@
 """Run matrices: a named list of runs that belong in one table, read from a YAML file.
 
-The built-in suites are such files (``transferbench/benchmarks/suites/*.yaml``); ``run --config
+The built-in suites are such files (``transferbench/benchmarks/plan/suites/*.yaml``); ``run --config
 FILE`` reads a user's. A file holds a shared ``budget``, run ``defaults``, an optional ``grid``
 (tasks x adapters x strategies) and explicit ``runs``; ``seeds``, ``train_examples`` (with
 ``per_class``) sweep every cell. Command-line flags override the file. Every key is checked:
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.runner import RunSpec
-from transferbench.benchmarks.training import Budget
+from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.training.loop import Budget
 from transferbench.configfile import Located, read_mapping, to_dataclass
 from transferbench.options import SEEDS
 from transferbench.registry import Registry, name_problem

@@ -57,7 +57,8 @@ def git_commit() -> str:
     credited with that run's results."""
     if os.environ.get("TRANSFERBENCH_GIT_COMMIT"):  # a copy whose .git is absent or not its own says so
         return os.environ["TRANSFERBENCH_GIT_COMMIT"]
-    root = Path(__file__).resolve().parents[2]
+    here = Path(__file__).resolve()
+    root = next(p.parent for p in here.parents if p.name == "transferbench")  # the checkout holding the package
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks import faults
+from transferbench.benchmarks.runtime import faults
 from transferbench.errors import UserError
 
 RESULTS_FILE = "results.jsonl"

@@ -20,20 +20,7 @@ from typing import Any
 import numpy as np
 
 from transferbench.adapters import ADAPTERS
-from transferbench.benchmarks import distributed, provenance
-from transferbench.benchmarks.device import resolve_amp, resolve_device
-from transferbench.benchmarks.local_paths import public_location
-from transferbench.benchmarks.results import (
-    FAILED,
-    RESULTS_FILE,
-    SETTLED,
-    append_or_keep,
-    check_results_file,
-    flush_pending,
-    read_records,
-    shard_file,
-)
-from transferbench.benchmarks.runner import (
+from transferbench.benchmarks.execution.runner import (
     RunSpec,
     checkpoint_file,
     execute,
@@ -45,6 +32,20 @@ from transferbench.benchmarks.runner import (
     task_config,
     validate_spec,
 )
+from transferbench.benchmarks.plan.local_paths import public_location
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.results.store import (
+    FAILED,
+    RESULTS_FILE,
+    SETTLED,
+    append_or_keep,
+    check_results_file,
+    flush_pending,
+    read_records,
+    shard_file,
+)
+from transferbench.benchmarks.runtime import distributed
+from transferbench.benchmarks.runtime.device import resolve_amp, resolve_device
 from transferbench.errors import UserError
 from transferbench.registry import Registry
 from transferbench.tasks import DOMAINS, TaskData, load_task
@@ -348,7 +349,7 @@ def run_all(
     (``plan``); let the executor run them; append each record here, to results.jsonl or the shard's
     file (one writer keeps the append-only file whole). Returns the records in the order they were
     appended. An executor given by name (``EXECUTORS``: "serial"; "ray" once
-    ``transferbench.benchmarks.ray_executor`` is imported, as the CLI does) is made from ``options``
+    ``transferbench.benchmarks.execution.ray_executor`` is imported, as the CLI does) is made from ``options``
     and closed at the end; an Executor instance is the caller's to close."""
     for spec in specs:
         validate_spec(spec)

@@ -28,9 +28,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from transferbench.benchmarks import provenance
-from transferbench.benchmarks.device import resolve_amp, resolve_device
-from transferbench.benchmarks.matrix import (
+from transferbench.benchmarks.execution.matrix import (
     EXECUTORS,
     CellResult,
     Executor,
@@ -40,7 +38,9 @@ from transferbench.benchmarks.matrix import (
     describe_error,
     run_here,
 )
-from transferbench.benchmarks.runner import RunSpec
+from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.runtime.device import resolve_amp, resolve_device
 from transferbench.errors import UserError
 from transferbench.plugins import load_plugins
 from transferbench.tasks import TASKS

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferbench.adapters.base import Adapter
-from transferbench.benchmarks import checkpoint, distributed, faults
-from transferbench.benchmarks.device import autocast, is_oom, sync
+from transferbench.benchmarks.runtime import checkpoint, distributed, faults
+from transferbench.benchmarks.runtime.device import autocast, is_oom, sync
 from transferbench.errors import UserError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")

@@ -24,17 +24,24 @@ import transferbench
 from transferbench.adapters import ADAPTERS, Adapter, FreezePolicy
 from transferbench.adapters.classical import ClassicalAdapter
 from transferbench.adapters.families import weights_revision
-from transferbench.benchmarks import distributed, provenance
-from transferbench.benchmarks.device import peak_memory, reset_peak_memory, resolve_amp, resolve_device, seed_everything
-from transferbench.benchmarks.local_paths import portable_identity, public_location
-from transferbench.benchmarks.metrics import compute_metrics
-from transferbench.benchmarks.results import (
+from transferbench.benchmarks.execution.throughput import BenchConfig, pipeline_efficiency
+from transferbench.benchmarks.plan.local_paths import portable_identity, public_location
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.results.store import (
     RESULTS_FILE,
     append_or_keep,
 )
-from transferbench.benchmarks.strategies import STRATEGIES, Strategy
-from transferbench.benchmarks.throughput import BenchConfig, pipeline_efficiency
-from transferbench.benchmarks.training import Budget, FitRun, TrainOutcome, predict
+from transferbench.benchmarks.runtime import distributed
+from transferbench.benchmarks.runtime.device import (
+    peak_memory,
+    reset_peak_memory,
+    resolve_amp,
+    resolve_device,
+    seed_everything,
+)
+from transferbench.benchmarks.strategies.base import STRATEGIES, Strategy
+from transferbench.benchmarks.training.loop import Budget, FitRun, TrainOutcome, predict
+from transferbench.benchmarks.training.metrics import compute_metrics
 from transferbench.errors import UserError
 from transferbench.tasks import DOMAINS, TaskData, resolve_task
 from transferbench.tasks.base import Split, TaskConfig, stratified_split, subsample

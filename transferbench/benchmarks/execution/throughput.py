@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from transferbench.adapters import ADAPTERS, Adapter
-from transferbench.benchmarks import peft_tuning, provenance
-from transferbench.benchmarks.device import autocast, is_oom, resolve_amp, resolve_device, sync
-from transferbench.benchmarks.strategies import STRATEGIES
-from transferbench.benchmarks.training import Budget, make_optimizer, train_step
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.runtime.device import autocast, is_oom, resolve_amp, resolve_device, sync
+from transferbench.benchmarks.strategies import peft_layers as peft_tuning
+from transferbench.benchmarks.strategies.base import STRATEGIES
+from transferbench.benchmarks.training.loop import Budget, make_optimizer, train_step
 from transferbench.errors import UserError
 from transferbench.tasks import DOMAINS
 

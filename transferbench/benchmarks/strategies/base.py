@@ -56,14 +56,14 @@ from typing import Any, ClassVar
 from torch import nn
 
 from transferbench.adapters.base import FreezePolicy, decay_groups, inserted_parameters, option_flag
-from transferbench.benchmarks import peft_tuning
-from transferbench.benchmarks.probe import PROBE_C_SEARCH, CSearch, fit_linear_probe
-from transferbench.benchmarks.training import (
+from transferbench.benchmarks.strategies import peft_layers as peft_tuning
+from transferbench.benchmarks.training.loop import (
     Budget,
     FitRun,
     TrainOutcome,
     train,
 )
+from transferbench.benchmarks.training.probe import PROBE_C_SEARCH, CSearch, fit_linear_probe
 from transferbench.errors import UserError
 from transferbench.registry import Registry
 

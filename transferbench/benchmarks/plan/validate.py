@@ -10,9 +10,9 @@ from pathlib import Path
 
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.contract import ContractError, applicable_checks
-from transferbench.benchmarks.runner import RunSpec, validate_spec
-from transferbench.benchmarks.suites import SUITES, Suite, read_matrix
-from transferbench.benchmarks.training import Budget
+from transferbench.benchmarks.execution.runner import RunSpec, validate_spec
+from transferbench.benchmarks.plan.suites import SUITES, Suite, read_matrix
+from transferbench.benchmarks.training.loop import Budget
 from transferbench.configfile import read_mapping
 from transferbench.errors import UserError
 from transferbench.registry import suggest

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transferbench.adapters import ADAPTERS
-from transferbench.benchmarks.results import (
+from transferbench.benchmarks.results.store import (
     SCHEMA,
     STATUSES,
     aggregate,

@@ -26,9 +26,9 @@ from safetensors.torch import load_file
 
 from transferbench.adapters.base import ADAPTERS, Adapter, AdapterSpec, inserted_parameters
 from transferbench.adapters.contract import ContractError
-from transferbench.benchmarks import peft_tuning
-from transferbench.benchmarks.strategies import STRATEGIES, PeftStrategy, Strategy, head_names
-from transferbench.benchmarks.training import Budget, train_step
+from transferbench.benchmarks.strategies import peft_layers as peft_tuning
+from transferbench.benchmarks.strategies.base import STRATEGIES, PeftStrategy, Strategy, head_names
+from transferbench.benchmarks.training.loop import Budget, train_step
 from transferbench.errors import UserError
 
 Batch = dict[str, torch.Tensor]

@@ -1,0 +1,1 @@
+"""Reports of result sets: Markdown, CSV, plots, the index of published sets."""

@@ -1,0 +1,43 @@
+"""Strategies: how a pretrained (or random) model is adapted; one registered entry each."""
+
+from transferbench.benchmarks.strategies.base import (
+    FINETUNE_RECIPE,
+    IA3,
+    STRATEGIES,
+    BitFit,
+    FromScratch,
+    GradualUnfreeze,
+    LayerwiseDecay,
+    LinearProbe,
+    LoRA,
+    PeftStrategy,
+    PretrainedStrategy,
+    ProbeThenFinetune,
+    Strategy,
+    applicable_adapters,
+    block_names,
+    has_pretrained_weights,
+    head_names,
+    register_strategy,
+)
+
+__all__ = [
+    "FINETUNE_RECIPE",
+    "IA3",
+    "STRATEGIES",
+    "BitFit",
+    "FromScratch",
+    "GradualUnfreeze",
+    "LayerwiseDecay",
+    "LinearProbe",
+    "LoRA",
+    "PeftStrategy",
+    "PretrainedStrategy",
+    "ProbeThenFinetune",
+    "Strategy",
+    "applicable_adapters",
+    "block_names",
+    "has_pretrained_weights",
+    "head_names",
+    "register_strategy",
+]
