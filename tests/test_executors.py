@@ -12,11 +12,11 @@ import pytest
 import torch
 from test_report import rec, write
 
-from transferbench.benchmarks import matrix
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.matrix import ExecutorOptions, finished_ids, run_all
-from transferbench.benchmarks.ray_executor import MISSING, RayExecutor
-from transferbench.benchmarks.results import STATUSES, read_records, validate_record, write_table
+from transferbench.benchmarks.execution import matrix
+from transferbench.benchmarks.execution.matrix import ExecutorOptions, finished_ids, run_all
+from transferbench.benchmarks.execution.ray_executor import MISSING, RayExecutor
+from transferbench.benchmarks.results.store import STATUSES, read_records, validate_record, write_table
 from transferbench.errors import UserError
 from transferbench.tasks import register_task_file
 
@@ -105,7 +105,7 @@ def test_a_budget_the_data_cannot_fill_stops_before_anything_trains(tmp_path, mo
 def test_the_workers_resolve_device_and_amp_for_the_identity():
     """What a Ray worker answers the driver (ray_executor.probe_amp), here without Ray: a device the
     worker lacks comes back as the UserError to raise on the driver."""
-    from transferbench.benchmarks.ray_executor import probe_amp
+    from transferbench.benchmarks.execution.ray_executor import probe_amp
 
     assert probe_amp("cpu", "auto") == "off" and probe_amp("cpu", "bf16") == "bf16"
     if not torch.cuda.is_available():
@@ -134,6 +134,40 @@ def test_executor_flags_are_checked_in_one_line(flags, message, tmp_path, capsys
     assert main([*DIGITS, *flags, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path, capsys):
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{_closed_port()}"
+    assert main([*DIGITS, "--executor", "ray", "--ray-address", address, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"transferbench: error: --ray-address {address}: nothing answers")
+    assert "ray start --head" in err
+
+
+def test_a_cluster_that_never_offers_a_gpu_is_refused_after_the_placement_wait(monkeypatch, capsys):
+    pytest.importorskip("ray")
+    from transferbench.benchmarks.execution import ray_executor
+
+    class Cluster:  # a cluster with CPUs only, as `ray.cluster_resources()` reports one
+        @staticmethod
+        def cluster_resources() -> dict:
+            return {"CPU": 16.0}
+
+    monkeypatch.setattr(ray_executor, "PLACEMENT_WAIT_S", 0.05)
+    executor = RayExecutor(ExecutorOptions(ray_address="10.0.0.1:6379", gpus_per_run=1))
+    executor.ray = Cluster()
+    with pytest.raises(UserError, match=r"--gpus-per-run 1: the Ray cluster has 0 GPUs after waiting"):
+        executor._check_room()
+    assert "waiting up to" in capsys.readouterr().err
 
 
 # --- Ray: one local instance with two CPUs, one run of the matrix plus a cell that cannot load -------

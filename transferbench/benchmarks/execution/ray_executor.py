@@ -21,7 +21,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
+import sys
+import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +54,38 @@ from transferbench.tasks.base import TaskConfig, TaskData
 MISSING = "--executor ray needs the ray extra: pip install 'transferbench[ray]'"
 
 
+# Joining a cluster whose address answers nothing retried for about 14 minutes in Ray 2.60 (20
+# attempts of 5 s connect + 5 s pubsub + 30 s waiting for a cluster id). These bound each attempt;
+# Ray reads them when it is imported, so they are set before the import (a user's own value wins).
+RAY_CONNECT_ENV = {"RAY_gcs_rpc_server_connect_timeout_s": "2", "RAY_py_gcs_connect_timeout_s": "5"}
+TCP_CHECK_S = 5.0  # how long the address gets to accept a TCP connection before Ray is asked at all
+PLACEMENT_WAIT_S = 600.0  # how long a cluster gets to offer one cell's resources (an autoscaler may add nodes)
+
+
 def import_ray() -> Any:
     """The ray module, or the one-line error that says how to install it."""
+    for key, value in RAY_CONNECT_ENV.items():
+        os.environ.setdefault(key, value)
     try:
         import ray  # lazy: the ray extra is optional
     except ImportError:
         raise UserError(MISSING) from None
     return ray
+
+
+def check_reachable(address: str) -> None:
+    """A ``host:port`` cluster address must accept a TCP connection within TCP_CHECK_S, else one line
+    naming it and what to check (``auto`` and ``ray://`` addresses are left to Ray)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=TCP_CHECK_S).close()
+    except OSError as exc:
+        raise UserError(
+            f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); check that `ray start --head` "
+            "runs on that host and that the port is its GCS port (6379 unless --port said otherwise)"
+        ) from None
 
 
 # --- in the worker ---------------------------------------------------------------------------------
@@ -100,6 +130,21 @@ def probe_amp(device: str, amp: str) -> str | UserError:
 # --- on the driver ---------------------------------------------------------------------------------
 
 
+@contextmanager
+def _one_gcs_attempt(joining: bool) -> Iterator[None]:
+    """Joining a cluster: one GCS attempt (about 10 s at most with RAY_CONNECT_ENV) instead of 20.
+    Not when starting a local instance, whose own head waits for its GCS port by the same setting."""
+    key = "RAY_gcs_server_port_wait_time_s"
+    if not joining or key in os.environ:
+        yield
+        return
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
 class RayExecutor(Executor):
     """Cells as Ray tasks with ``--cpus-per-run``/``--gpus-per-run`` each, as many at once as the
     instance or cluster has room for; ``--max-retries`` restarts of a cell whose worker died."""
@@ -116,14 +161,25 @@ class RayExecutor(Executor):
         """Start or join Ray once, quietly: no dashboard, workers' output stays in Ray's log files.
         Workers get the driver's git commit: the code that runs is the code at the start."""
         if not self.ray.is_initialized():
-            self.ray.init(
-                address=self.options.ray_address,
-                num_cpus=None if self._cluster() else self.options.local_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.ERROR,
-                runtime_env={"env_vars": {"TRANSFERBENCH_GIT_COMMIT": provenance.git_commit()}},
-            )
+            address = self.options.ray_address or os.environ.get("RAY_ADDRESS")
+            if address:
+                check_reachable(address)
+            try:
+                with _one_gcs_attempt(joining=bool(address)):
+                    self.ray.init(
+                        address=self.options.ray_address,
+                        num_cpus=None if self._cluster() else self.options.local_cpus,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                        runtime_env={"env_vars": {"TRANSFERBENCH_GIT_COMMIT": provenance.git_commit()}},
+                    )
+            except ConnectionError as exc:
+                raise UserError(
+                    f"--ray-address {address}: Ray could not join the cluster there ({describe_error(exc)}); check "
+                    "that it is a Ray head's GCS address, that its Ray version matches this one, and that "
+                    "RAY_AUTH_MODE or its token agrees with the cluster's"
+                ) from None
             self._started = True
             self._check_room()
         return self.ray
@@ -131,17 +187,36 @@ class RayExecutor(Executor):
     def _cluster(self) -> bool:
         return bool(self.options.ray_address or os.environ.get("RAY_ADDRESS"))
 
-    def _check_room(self) -> None:
-        """On a local instance, a cell that needs more than the machine has would wait forever."""
-        if self._cluster():
-            return  # a cluster may add nodes on demand
+    def _short(self) -> list[tuple[str, float, str, float]]:
+        """(flag, need, resource, have) for each resource one cell needs more of than the whole
+        cluster has: such a cell would stay pending for ever (Ray never fails an infeasible task)."""
         have = self.ray.cluster_resources()
-        for flag, need, resource in (
+        wanted = (
             ("--cpus-per-run", self.options.cpus_per_run, "CPU"),
             ("--gpus-per-run", self.options.gpus_per_run, "GPU"),
-        ):
-            if need > have.get(resource, 0):
-                raise UserError(f"{flag} {need:g}: the local Ray instance has {have.get(resource, 0):g} {resource}s")
+        )
+        return [(flag, need, res, have.get(res, 0)) for flag, need, res in wanted if need > have.get(res, 0)]
+
+    def _check_room(self) -> None:
+        """A local instance that cannot hold one cell is refused at once; a cluster gets up to
+        PLACEMENT_WAIT_S to grow (an autoscaler adds nodes on demand), then the run is refused."""
+        deadline = time.monotonic() + (PLACEMENT_WAIT_S if self._cluster() else 0)
+        short = self._short()
+        if short and self._cluster():
+            flag, need, res, have = short[0]
+            print(
+                f"transferbench: waiting up to {PLACEMENT_WAIT_S / 60:.0f} min for the Ray cluster to offer {flag} "
+                f"{need:g} (it has {have:g} {res}s)",
+                file=sys.stderr,
+            )
+        while short and time.monotonic() < deadline:
+            time.sleep(min(10.0, max(0.0, deadline - time.monotonic())))
+            short = self._short()
+        if short:
+            flag, need, res, have = short[0]
+            where = "the Ray cluster" if self._cluster() else "the local Ray instance"
+            waited = f" after waiting {PLACEMENT_WAIT_S / 60:.0f} min" if self._cluster() else ""
+            raise UserError(f"{flag} {need:g}: {where} has {have:g} {res}s{waited}; no cell could ever start")
 
     def _task(self, function: Any, retries: int) -> Any:
         remote = self.ray.remote(function)
