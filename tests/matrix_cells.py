@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from transferbench.benchmarks.execution.matrix import run_all
-from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.training.loop import Budget
 
 STRATEGIES = ("finetune", "scratch")  # both train (two steps each), so a fault at train-step:2 lands mid-cell
@@ -28,7 +28,7 @@ def spec(strategy: str, seed: int, **overrides: Any) -> RunSpec:
         "budget": Budget(epochs=1, batch_size=16, min_steps=0),
         "device": "cpu",
     }
-    return RunSpec(task="digits", adapter="efficientnet-lite0", strategy=strategy, seed=seed, **{**fields, **overrides})
+    return RunSpec.create("digits", "efficientnet-lite0", strategy, seed=seed, **{**fields, **overrides})
 
 
 def specs() -> list[RunSpec]:

@@ -11,6 +11,7 @@ import torch
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.audio import split_windows
 from transferbench.tasks import DOMAINS, TaskConfig, TaskData
+from transferbench.tasks.audio import AudioKeys
 from transferbench.tasks.base import Split
 
 RATE = 16_000
@@ -78,7 +79,7 @@ def _settings(adapter: str, seconds: float) -> dict:
         "x",
         "test",
     )
-    config = TaskConfig("t", "audio", "t", loader="dir", duration_s=seconds)
+    config = TaskConfig("t", "audio", "t", loader="dir", keys=AudioKeys(duration_s=seconds))
     return DOMAINS.get("audio").input_settings({}, config, ADAPTERS.get(adapter), data)
 
 

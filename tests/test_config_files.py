@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks.cli.main import _build_parser, _specs_from_args, main
-from transferbench.benchmarks.execution.matrix import _load
-from transferbench.benchmarks.execution.runner import resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.cli import main
+from transferbench.benchmarks.cli.parser import build_parser as _build_parser
+from transferbench.benchmarks.cli.run import specs_from_args as _specs_from_args
+from transferbench.benchmarks.execution.matrix import load
+from transferbench.benchmarks.plan.resolve import bind, resolve
 from transferbench.benchmarks.plan.suites import PACKAGE_SUITES
-from transferbench.benchmarks.results import provenance
 from transferbench.tasks import TASKS
 from transferbench.tasks.base import TASK_FILES
 from transferbench.tasks.files import PACKAGE_TASKS
@@ -81,7 +82,10 @@ def test_include_path_registers_every_task_file_in_a_folder(tmp_path):
     [
         ("name: t\ndomain: text\n  bad: [indent\n", ":3: not valid YAML"),
         (SST2_FILE + "lable_column: stars\n", ":9: lable_column: unknown key; did you mean 'label_column'?"),
-        (SST2_FILE.replace("loader: dir", "loader: dir\nimage_size: big"), ":5: image_size: expected an integer"),
+        (
+            SST2_FILE.replace("loader: dir", "loader: dir\ntarget_accuracy: high"),
+            ":5: target_accuracy: expected a number",
+        ),
         (SST2_FILE.replace("domain: text", "domain: spectra"), ":2: domain: unknown domain 'spectra'"),
         (SST2_FILE.replace("loader: dir", "loader: web"), ":4: loader: expected one of hub-or-dir, dir, builtin"),
         ("name: t\ndomain: text\n", ":1: missing key 'description'"),
@@ -118,12 +122,10 @@ def test_a_matrix_file_reproduces_the_quick_suite_run_identities(tmp_path):
     assert label == "mine" and from_file == builtin
     cache = {}
     for spec in builtin[:1] + builtin[-1:]:  # one vision and one audio cell: identities from loaded data
-        config = task_config(spec)
-        data = cache.setdefault(spec.task, _load(spec, config, lambda *_: None))
-        identity = run_identity(spec, data, config, resolved_strategy(spec), "off")
-        assert provenance.config_hash(identity) == provenance.config_hash(
-            run_identity(from_file[builtin.index(spec)], data, config, resolved_strategy(spec), "off")
-        )
+        plan = resolve(spec)
+        data = cache.setdefault(spec.task, load(plan, lambda *_: None))
+        twin = resolve(from_file[builtin.index(spec)])
+        assert bind(plan, data, "off").run_id == bind(twin, data, "off").run_id
 
 
 def test_flags_override_the_matrix_file_and_show_config_prints_the_result(tmp_path, capsys):
@@ -210,7 +212,7 @@ def test_an_installed_plugin_shows_in_list_passes_validate_and_runs(tmp_path):
     _install_plugin(site)
     out = tmp_path / "out"
     script = (
-        "import sys; from transferbench.benchmarks.cli.main import main\n"
+        "import sys; from transferbench.benchmarks.cli import main\n"
         "codes = [main(['list', 'adapters']), main(['validate', 'toy-mlp']),"
         f" main(['run', '--task', 'toy-iris', '--adapter', 'toy-mlp', '--strategy', 'scratch', '--epochs', '3',"
         f" '--batch-size', '16', '--min-steps', '0', '--no-progress', '--out', {str(out)!r}])]\n"

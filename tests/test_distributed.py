@@ -24,7 +24,8 @@ from fixtures.data import make_sst2_like
 
 from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.execution.runner import RunSpec, resolved_strategy, run_identity, task_config
+from transferbench.benchmarks.plan.resolve import bind, resolve
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.runtime import distributed, faults
 from transferbench.benchmarks.training.loop import Budget
 from transferbench.tasks import TASKS, load_task
@@ -245,10 +246,10 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, cap
 def test_run_identity_names_the_world_size_only_across_processes(monkeypatch):
     spec = RunSpec(task="digits", adapter="timm:test_resnet", strategy="scratch", budget=Budget(batch_size=32))
     data = load_task(TASKS.get("digits"), None)
-    identity = run_identity(spec, data, task_config(spec), resolved_strategy(spec), "off")
+    identity = dict(bind(resolve(spec), data, "off").identity)
     assert "distributed" not in identity  # single-process identities (and published run ids) unchanged
     monkeypatch.setenv("WORLD_SIZE", "4")
-    across = run_identity(spec, data, task_config(spec), resolved_strategy(spec), "off")
+    across = dict(bind(resolve(spec), data, "off").identity)
     assert across.pop("distributed") == {"world_size": 4, "sync_bn": False}
     assert across == identity
 

@@ -13,7 +13,7 @@ import torch
 from test_report import rec, write
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.execution import matrix
+from transferbench.benchmarks.execution import executors
 from transferbench.benchmarks.execution.matrix import ExecutorOptions, finished_ids, run_all
 from transferbench.benchmarks.execution.ray_executor import MISSING, RayExecutor
 from transferbench.benchmarks.results.store import STATUSES, read_records, validate_record, write_table
@@ -61,14 +61,14 @@ def digits():
 
 
 def test_serial_records_a_crashing_cell_as_failed_runs_the_rest_and_resume_reruns_it(tmp_path, monkeypatch):
-    real = matrix.execute
+    real = executors.execute
 
-    def crash_seed_1(spec, data, **kw):
-        if spec.seed == 1:
+    def crash_seed_1(run, data, **kw):
+        if run.spec.seed == 1:
             raise RuntimeError(f"boom in {tmp_path}/deep/module.py")
-        return real(spec, data, **kw)
+        return real(run, data, **kw)
 
-    monkeypatch.setattr(matrix, "execute", crash_seed_1)
+    monkeypatch.setattr(executors, "execute", crash_seed_1)
     specs = [matrix_cells.spec("finetune", seed) for seed in (1, 0)]
     first = run_all(specs, out_dir=tmp_path, **QUIET)
     assert [r["status"] for r in first] == ["failed", first[1]["status"]] and first[1]["metrics"]["accuracy"] > 0
@@ -78,7 +78,7 @@ def test_serial_records_a_crashing_cell_as_failed_runs_the_rest_and_resume_rerun
     assert failed["train_examples"] == first[1]["train_examples"] == 32 and validate_record(failed) is None
     assert "**failed** RuntimeError: boom in module.py" in write_table(tmp_path)
 
-    monkeypatch.setattr(matrix, "execute", real)
+    monkeypatch.setattr(executors, "execute", real)
     (again,) = run_all(specs, out_dir=tmp_path, resume=True, **QUIET)  # only the failed cell runs again
     assert again["run_id"] == failed["run_id"] and again["status"] != "failed"
     assert "Runs that did not finish" not in write_table(tmp_path)  # the rerun supersedes the failure
@@ -86,17 +86,17 @@ def test_serial_records_a_crashing_cell_as_failed_runs_the_rest_and_resume_rerun
 
 
 def test_serial_stops_at_a_user_error_in_a_cell(tmp_path, monkeypatch):
-    def bad_input(spec, data, **kw):
+    def bad_input(run, data, **kw):
         raise UserError("weights file x.pth: not a readable torch file")
 
-    monkeypatch.setattr(matrix, "execute", bad_input)
+    monkeypatch.setattr(executors, "execute", bad_input)
     with pytest.raises(UserError, match="not a readable torch file"):
         run_all([matrix_cells.spec("finetune", 0), matrix_cells.spec("scratch", 0)], out_dir=tmp_path, **QUIET)
     assert not (tmp_path / "results.jsonl").exists()
 
 
 def test_a_budget_the_data_cannot_fill_stops_before_anything_trains(tmp_path, monkeypatch):
-    monkeypatch.setattr(matrix, "execute", lambda *a, **kw: pytest.fail("a cell ran"))
+    monkeypatch.setattr(executors, "execute", lambda *a, **kw: pytest.fail("a cell ran"))
     specs = [matrix_cells.spec("finetune", 0), matrix_cells.spec("scratch", 0, max_train_examples=8)]
     with pytest.raises(UserError, match="--batch-size 16 is larger than the 8 training examples"):
         run_all(specs, out_dir=tmp_path, **QUIET)

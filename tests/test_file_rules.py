@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks.cli.main import _build_parser, _specs_from_args, main
+from transferbench.benchmarks.cli import main
+from transferbench.benchmarks.cli.parser import build_parser as _build_parser
+from transferbench.benchmarks.cli.run import specs_from_args as _specs_from_args
 
 TASK = """\
 name: {name}

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from fixtures.data import make_cifar10_like, make_fsdd_like, make_sst2_like
 
-from transferbench.benchmarks.execution.runner import RunSpec, resolved_strategy, run_identity, task_config
-from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.plan.resolve import bind, resolve
+from transferbench.benchmarks.plan.spec import RunSpec
+from transferbench.benchmarks.training.budget import Budget
 from transferbench.tasks import TASKS, load_task
 from transferbench.tasks.hub import dataset_revision
 from transferbench.tasks.local_files import revision
@@ -69,9 +70,8 @@ def _first_input(data) -> bytes:
 
 
 def _run_id(task: str, adapter: str, data_dir: Path, data) -> str:
-    spec = RunSpec(task, adapter, "scratch", data_dir=str(data_dir))
-    config = task_config(spec)
-    return provenance.config_hash(run_identity(spec, data, config, resolved_strategy(spec), "off"))
+    spec = RunSpec(task, adapter, "scratch", data_dir=str(data_dir), budget=Budget(batch_size=2))
+    return bind(resolve(spec), data, "off").run_id
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.benchmarks.execution.runner import RunSpec, execute
+from transferbench.benchmarks.execution.matrix import run_one as execute
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.runtime import faults
 from transferbench.benchmarks.training.loop import Budget
 from transferbench.tasks import TASKS, load_task
@@ -27,10 +28,10 @@ def digits():
 
 
 def _spec(strategy: str) -> RunSpec:
-    return RunSpec(
-        task="digits",
-        adapter="efficientnet-lite0",
-        strategy=strategy,
+    return RunSpec.create(
+        "digits",
+        "efficientnet-lite0",
+        strategy,
         image_size=16,
         max_train_examples=96,
         budget=Budget(epochs=3, batch_size=16, min_steps=0),  # resume is tested per epoch

@@ -13,9 +13,10 @@ import matrix_cells
 import pytest
 from test_report import rec, write
 
-from transferbench.benchmarks.cli.main import main, parse_shard
+from transferbench.benchmarks.cli import main
+from transferbench.benchmarks.cli.run import parse_shard
 from transferbench.benchmarks.execution.matrix import Shard, finished_ids, run_all
-from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.reporting.report import load_results, report
 from transferbench.benchmarks.results.store import read_records, results_files, shard_file, write_table
 from transferbench.errors import UserError

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from transferbench.adapters import ADAPTERS
+from transferbench.benchmarks.plan.resolve import resolve
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.strategies import peft_layers as peft_tuning
 from transferbench.benchmarks.strategies.base import STRATEGIES, applicable_adapters
 from transferbench.benchmarks.strategies.contract import check_strategy, example_batch, tiny_adapter
@@ -96,15 +98,15 @@ def test_refusal_is_one_line_naming_adapter_strategy_and_need(strategy, adapter,
 
 
 def test_the_run_refuses_before_any_data_loads(monkeypatch):
-    from transferbench.benchmarks.execution import matrix, runner
+    from transferbench.benchmarks.execution import matrix
 
     def no_data(*args, **kwargs):
         raise AssertionError("data loaded before the strategy was checked")
 
     monkeypatch.setattr(matrix, "load_task", no_data)  # where a run loads its data
-    spec = runner.RunSpec(task="speech-commands", adapter="speaker-encoder", strategy="lora")
+    spec = RunSpec(task="speech-commands", adapter="speaker-encoder", strategy="lora")
     with pytest.raises(UserError, match="strategy 'lora' does not apply to adapter 'speaker-encoder'"):
-        runner.validate_spec(spec)
+        resolve(spec)
 
 
 def test_explicit_target_modules_make_lora_apply_where_no_default_exists(workdir):
@@ -121,9 +123,9 @@ def test_explicit_target_modules_make_lora_apply_where_no_default_exists(workdir
 @pytest.mark.parametrize(
     ("overrides", "says"),
     [
-        ({"lora_rank": 0}, "--lora-rank must be a positive integer"),
-        ({"lora_alpha": -1.0}, "--lora-alpha must be in"),
-        ({"lora_dropout": 1.0}, "--lora-dropout must be in"),
+        ({"lora_rank": 0}, "--lora-rank: expected an integer of at least 1, got 0"),
+        ({"lora_alpha": -1.0}, "--lora-alpha: expected a finite number above 0"),
+        ({"lora_dropout": 1.0}, r"--lora-dropout: expected a finite number in \[0, 0.99\]"),
         ({"target_modules": "conv[("}, "not a valid regular expression"),
         ({"freeze": "none"}, "--freeze none does not apply"),
     ],
@@ -248,13 +250,14 @@ def sst2(workdir):
 
 
 def _execute(strategy: str, sst2, out_dir: Path | None = None, epochs: int = 2):
-    from transferbench.benchmarks.execution.runner import RunSpec, execute
+    from transferbench.benchmarks.execution.matrix import run_one as execute
+    from transferbench.benchmarks.plan.spec import RunSpec
 
     data, model_path = sst2
-    spec = RunSpec(
-        task="sst2",
-        adapter="minilm-l6",
-        strategy=strategy,
+    spec = RunSpec.create(
+        "sst2",
+        "minilm-l6",
+        strategy,
         model_path=model_path,
         max_train_examples=32,
         budget=Budget(epochs=epochs, batch_size=8, min_steps=0),

@@ -133,8 +133,10 @@ def test_esc50_official_layout_holds_out_fold_5(tmp_path):
 
 
 def test_esc50_other_folds_and_cross_validation_flag(tmp_path, capsys):
-    from transferbench.benchmarks.cli.main import _build_parser, _specs_from_args
-    from transferbench.benchmarks.execution.runner import RunSpec, task_config
+    from transferbench.benchmarks.cli.parser import build_parser as _build_parser
+    from transferbench.benchmarks.cli.run import specs_from_args as _specs_from_args
+    from transferbench.benchmarks.plan.resolve import resolve
+    from transferbench.benchmarks.plan.spec import RunSpec
 
     args = _build_parser().parse_args(
         [
@@ -152,9 +154,9 @@ def test_esc50_other_folds_and_cross_validation_flag(tmp_path, capsys):
         ]
     )
     specs, _, _ = _specs_from_args(args)
-    assert [s.test_fold for s in specs] == [1, 2, 3, 4, 5]
-    config = task_config(RunSpec(task="esc50", adapter="logmel-cnn", strategy="scratch", test_fold=2))
-    assert config.folds.test_fold == 2 and "fold 2 is held out" in config.test_note
+    assert [s.options["test_fold"] for s in specs] == [1, 2, 3, 4, 5]
+    config = resolve(RunSpec.create("esc50", "logmel-cnn", "scratch", data_dir=str(tmp_path), test_fold=2)).task
+    assert config.keys.folds.test_fold == 2 and "fold 2 is held out" in config.test_note
 
 
 def test_cmvn_normalises_each_clip_and_band_over_its_real_frames():

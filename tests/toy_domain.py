@@ -1,6 +1,7 @@
 """A toy domain written the way a user would add one: tabular feature vectors, with its own
-pipeline, one builtin task and one adapter, all in this file. Importing it registers them;
-nothing in the transferbench package changes."""
+pipeline, one builtin task, one adapter and a run option of its own (``noise``: a declared option,
+so a flag ``--noise``, a matrix-file key and part of each run's input settings), all in this file.
+Importing it registers them; nothing in the transferbench package changes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from transferbench.adapters.base import Adapter, register_adapter
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.inputs import Batch, Preprocessing
+from transferbench.options import Option
 from transferbench.tasks.base import BUILTIN_DATA, Split, TaskConfig, TaskData, builtin_task_data, register_task
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.pipeline import Pipeline
@@ -20,23 +22,28 @@ from transferbench.tasks.pipeline import Pipeline
 FEATURES = 4
 
 
+NOISE = Option("noise", float, "tabular: std of the Gaussian noise added to training features", default=0.05, low=0)
+
+
 class TabularPipeline(Pipeline):
     """Batches of ``{"features": float[B, 4]}``; training batches get a little Gaussian noise."""
 
-    def __init__(self, split: Split, *, device: torch.device, train: bool) -> None:
+    def __init__(self, split: Split, *, device: torch.device, train: bool, noise: float = 0.05) -> None:
         super().__init__(split.labels, device=device, train=train)
         self.x = torch.as_tensor(np.asarray(split.inputs), dtype=torch.float32, device=device)
+        self.noise = noise
 
     def collate(self, idx: torch.Tensor, gen: torch.Generator | None) -> Batch:
         idx = idx.to(self.device)
         x = self.x[idx]
         if self.train and gen is not None:
-            x = x + 0.05 * torch.randn(x.shape, generator=gen).to(x.device)
+            x = x + self.noise * torch.randn(x.shape, generator=gen).to(x.device)
         return self.with_targets({"features": x}, idx)
 
 
 class TabularDomain(Domain):
     name = "tabular"
+    options = (NOISE,)
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
         return builtin_task_data(config)
@@ -44,10 +51,11 @@ class TabularDomain(Domain):
     def input_settings(
         self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
     ) -> dict[str, Any]:
-        return {"features": FEATURES}
+        return {"features": FEATURES, "noise": options.get("noise", NOISE.default)}
 
     def pipelines(self, splits, model, config, settings, device, channels_last=False) -> list[Pipeline]:
-        return [TabularPipeline(split, device=device, train=i == 0) for i, split in enumerate(splits)]
+        noise = settings.get("noise", NOISE.default)
+        return [TabularPipeline(split, device=device, train=i == 0, noise=noise) for i, split in enumerate(splits)]
 
     def example_shape(self, settings: dict[str, Any], model: Any) -> dict[str, int]:
         return {}

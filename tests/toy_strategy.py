@@ -1,23 +1,31 @@
-"""A toy strategy written the way a user would add one: from random init, the first block stays
-frozen at its initialisation while the rest trains. Importing it registers it; nothing in the
-transferbench package changes."""
+"""A toy strategy written the way a user would add one: from random init, the first blocks stay
+frozen at their initialisation while the rest trains. Its knob, ``frozen_blocks``, is a declared
+option: a flag (``--frozen-blocks``), a matrix-file key and a line of ``list strategies`` with no
+other file touched. Importing this module registers it; nothing in the transferbench package changes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from transferbench.benchmarks.strategies.base import Strategy, register_strategy
+from transferbench.benchmarks.strategies import Strategy, block_names, register_strategy
+from transferbench.options import option
 
 
 @dataclass(frozen=True)
 class FrozenStem(Strategy):
-    """Random features from the first block, everything after it trained."""
+    """Random features from the first blocks, everything after them trained."""
+
+    frozen_blocks: int = option(1, "frozen-stem: blocks from the input side that stay at their random init", low=0)
 
     def prepare(self, model: Any) -> None:
         super().prepare(model)
-        for p in model.blocks()[0].parameters():
-            p.requires_grad_(False)
+        for block in model.blocks()[: self.frozen_blocks]:
+            for p in block.parameters():
+                p.requires_grad_(False)
+
+    def claimed_trainable(self, model: Any, epoch: int = 0) -> set[str]:
+        return super().claimed_trainable(model, epoch) - block_names(model, model.blocks()[: self.frozen_blocks])
 
 
 register_strategy(

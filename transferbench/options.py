@@ -45,6 +45,8 @@ class Option:
     distinct: bool = False  # tuple options: no repeated element
     identity: bool = True  # part of the run identity (recorded either way)
     parse: Callable[[str], Any] | None = None  # command-line text -> value, for forms like "0-4"
+    validator: Callable[[Any], str | None] | None = None  # a further rule: why a value is not valid, or None
+    nullable: bool = False  # None is a value the user may give (``none`` on the command line, null in YAML)
     default_text: str = ""  # what the default is, in words, where it is not a literal
 
     @property
@@ -54,7 +56,7 @@ class Option:
     def expected(self) -> str:
         """What a valid value is, in words: ``an integer of at least 1``."""
         if self.choices is not None:
-            return "one of " + ", ".join(self.choices)
+            return "one of " + ", ".join(self.choices) + (" or none" if self.nullable else "")
         if self.kind is tuple:
             return f"a list of {_kind_words(self.item, self)}" + (" (distinct)" if self.distinct else "")
         return _kind_words(self.kind, self, article=True)
@@ -66,30 +68,33 @@ class Option:
         if self.kind is tuple:
             if not isinstance(value, list | tuple) or not value:
                 return f"expected {self.expected()}, got {value!r}"
-            bad = next((v for v in value if _scalar_problem(v, self.item, self)), None)
-            if bad is not None or (self.distinct and len(set(value)) != len(value)):
+            bad = any(_scalar_problem(v, self.item, self) for v in value)
+            if bad or (self.distinct and len(set(value)) != len(value)):
                 return f"expected {self.expected()}, got {list(value)!r}"
-            return None
+            return self.validator(tuple(value)) if self.validator is not None else None
         if dataclasses.is_dataclass(self.kind):
-            return None if isinstance(value, self.kind) else f"expected {self.expected()}, got {value!r}"
-        if _scalar_problem(value, self.kind, self):
+            if not isinstance(value, self.kind):
+                return f"expected {self.expected()}, got {value!r}"
+        elif _scalar_problem(value, self.kind, self):
             return f"expected {self.expected()}, got {value!r}"
-        return None
+        return self.validator(value) if self.validator is not None else None
 
     def check(self, value: Any, where: str | None = None) -> Any:
         """``value`` as this option's type (lists become tuples), or a one-line UserError naming
         ``where`` it came from (default: the flag)."""
+        problem = self.problem(value)
+        if problem is not None:
+            raise UserError(f"{where or self.flag}: {problem}")
         if self.kind is tuple and isinstance(value, list):
             value = tuple(value)
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        problem = self.problem(value)
-        if problem is not None:
-            raise UserError(f"{where or self.flag}: {problem}")
         return value
 
     def from_text(self, text: str) -> Any:
         """A command-line value (``--lora-rank 8``) as this option's type, checked."""
+        if self.nullable and text.strip().lower() in ("none", "null", "off"):
+            return None
         if self.parse is not None:
             return self.check(self.parse(text))
         try:
@@ -103,12 +108,12 @@ class Option:
 
     def describe(self) -> str:
         """One line for ``list``: help, type or choices, default."""
-        default = self.default_text or ("—" if self.default is None else _shown(self.default))
+        default = self.default_text or ("—" if self.default is None else shown(self.default))
         return f"{self.help} ({self.expected()}; default {default})"
 
 
 def _kind_words(kind: Any, opt: Option, article: bool = False) -> str:
-    names = {int: "integer", float: "number", str: "string", bool: "true or false"}
+    names = {int: "integer", float: "finite number", str: "string", bool: "true or false"}
     words = names.get(kind, getattr(kind, "__name__", "value"))
     if kind is bool:
         return words
@@ -163,9 +168,9 @@ def _scalar_from_text(text: str, kind: Any) -> Any:
     return text
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     if isinstance(value, tuple):
-        return ",".join(_shown(v) for v in value)
+        return ",".join(shown(v) for v in value)
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

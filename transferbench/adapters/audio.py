@@ -25,21 +25,12 @@ from torch import nn
 from transferbench import testing
 from transferbench.adapters.base import Adapter, register_adapter
 from transferbench.adapters.hf import HF_OPTIONS, blocks_and_rest, load_transformers, transformer_blocks
+from transferbench.adapters.peft_targets import TRANSFORMER_LAYERS
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import WeightsError
 from transferbench.inputs import Batch, Preprocessing
 
 RATE = 16_000
-# Speech transformers: the BERT-style fine-tuning rates (a 10x slower encoder), 1e-4 from scratch.
-SPEECH_RECIPES = {
-    "finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-    "scratch": {"lr": 1e-4, "weight_decay": 0.01},
-    # the parameter-efficient and modern strategies at transformer rates (sources: strategies.py)
-    "lora": {"lr": 1e-3},  # as for text encoders (TRANSFORMER_RECIPES says why)
-    "ia3": {"lr": 5e-4, "backbone_lr_scale": 6.0},
-    "llrd": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-    "gradual-unfreeze": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-}
 
 
 class AudioAdapter(Adapter):
@@ -432,7 +423,8 @@ def _hub_speech(
         pretrained_source=f"hub {hub_id} or --model-path",
         options=HF_OPTIONS,
         tiny=tiny,
-        recipes=SPEECH_RECIPES,
+        recipe_kind="transformer",
+        peft_targets=TRANSFORMER_LAYERS,
     )
     def build(*, model_path: str | None = None, **kw: Any) -> Adapter:
         return adapter(model_path or hub_id, **kw)

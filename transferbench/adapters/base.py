@@ -36,6 +36,7 @@ from torch import nn
 
 from transferbench.errors import UserError
 from transferbench.inputs import Batch, Preprocessing
+from transferbench.options import Option
 from transferbench.registry import Registry
 
 HEADS = ("linear", "mlp")
@@ -258,24 +259,36 @@ class AdapterSpec:
     input_size: int | None = None  # vision: native input size, known without building the model
     sample_rate: int | None = None  # audio: the rate clips are decoded at, known without building the model
     window_s: float | None = None  # audio: the clip length the backbone expects; longer clips are windowed
-    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-strategy recipe overrides
+    # This model's own tuning of strategies it names (``{"scratch": {"lr": 3e-3}}``); the rates of a kind
+    # of family (transformers) are the strategies' to state (strategies.base, ``recipe_kind``)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recipe_kind: str = "cnn"  # which of a strategy's recipes fits this family: cnn | transformer
+    peft_targets: Any = None  # adapters.peft_targets.TargetDefaults: the layers LoRA/IA3 wrap by default
     classical: bool = False  # fitted in closed form (adapters.classical), strategy scratch only
     # Bumped whenever the adapter computes something different for the same config (inputs,
     # architecture, defaults): part of every run's identity, so --resume never keeps a result
     # that the current code would not produce.
     revision: int = 1
-    # The run options ``build`` takes besides num_classes/pretrained/weights/head (e.g. model_path,
-    # trust_remote_code, pooling, max_length), so a misplaced one is a clear error before any data
-    # loads instead of a TypeError from deep inside the build after it.
-    options: frozenset[str] = frozenset()
+    # The run options ``build`` takes besides num_classes/pretrained/weights/head (model_path,
+    # trust_remote_code, pooling, max_length), declared (transferbench.options), so a misplaced one is
+    # a clear error before any data loads, and each is a flag and a matrix-file key.
+    options: tuple[Option, ...] = ()
+
+    @property
+    def option_names(self) -> frozenset[str]:
+        return frozenset(o.name for o in self.options)
 
     def check_options(self, given: Mapping[str, Any]) -> None:
-        """Refuse (one-line UserError) a given option this adapter does not take. An option whose
-        value is None or False counts as not given: callers may pass every option they know."""
+        """Refuse (one-line UserError) a given option this adapter does not take, or a value its
+        declaration refuses. An option whose value is None or False counts as not given."""
+        own = {o.name: o for o in self.options}
         for option, value in given.items():
-            if value is None or value is False or option in self.options:
+            if value is None or value is False:
                 continue
-            takes = ", ".join(option_flag(o) for o in sorted(self.options))
+            if option in own:
+                own[option].check(value)
+                continue
+            takes = ", ".join(option_flag(o) for o in sorted(own))
             raise UserError(
                 f"{option_flag(option)} does not apply to adapter {self.name!r} "
                 f"({'it takes: ' + takes if takes else 'it takes no model options'})"
@@ -295,8 +308,11 @@ class AdapterSpec:
         if head not in HEADS:
             raise UserError(f"--head {head!r} is not valid: expected one of {', '.join(HEADS)}")
         self.check_options(options)
-        taken = {k: v for k, v in options.items() if k in self.options}
-        return self.build(num_classes=num_classes, pretrained=pretrained, weights=weights, head=head, **taken)
+        taken = {k: v for k, v in options.items() if k in self.option_names}
+        model = self.build(num_classes=num_classes, pretrained=pretrained, weights=weights, head=head, **taken)
+        if self.peft_targets is not None:  # what LoRA/IA3 wrap in it by default: the family's declaration
+            model.peft_targets = self.peft_targets
+        return model
 
 
 ADAPTERS: Registry[AdapterSpec] = Registry("adapter")
@@ -316,12 +332,14 @@ def register_adapter(
     sample_rate: int | None = None,
     window_s: float | None = None,
     recipes: dict[str, dict[str, Any]] | None = None,
+    recipe_kind: str = "cnn",
+    peft_targets: Any = None,
     classical: bool = False,
     revision: int = 1,
-    options: Iterable[str] = (),
+    options: Iterable[Option] = (),
 ) -> Callable[[Callable[..., Adapter]], Callable[..., Adapter]]:
     """Decorator for a build function ``(num_classes, pretrained, weights, head, **options) -> Adapter``;
-    ``options`` names the keyword options that build takes (see :attr:`AdapterSpec.options`)."""
+    ``options`` declares the keyword options that build takes (see :attr:`AdapterSpec.options`)."""
 
     def decorator(build: Callable[..., Adapter]) -> Callable[..., Adapter]:
         spec = AdapterSpec(
@@ -337,9 +355,11 @@ def register_adapter(
             sample_rate=sample_rate,
             window_s=window_s,
             recipes=recipes or {},
+            recipe_kind=recipe_kind,
+            peft_targets=peft_targets,
             classical=classical,
             revision=revision,
-            options=frozenset(options),
+            options=tuple(options),
         )
         ADAPTERS.add(name, spec, aliases=tuple(aliases))
         return build

@@ -79,10 +79,10 @@ def check_domain_pipeline(spec: AdapterSpec, workdir: Path) -> None:
     keys, dtypes and shapes as a run would feed them, and gives one row of logits per example."""
     model = _build(spec, workdir, 0, pretrained=False).eval()
     domain = DOMAINS.get(spec.domain)
-    config = TaskConfig("contract", spec.domain, "contract check", loader="builtin", image_size=32)
+    config = TaskConfig("contract", spec.domain, "contract check", loader="builtin")
     probe = domain.synthetic_split(6, 3, {})
     data = TaskData("contract", spec.domain, ["a", "b", "c"], probe, probe, source="synthetic", test_split="test")
-    settings = domain.input_settings({}, config, spec, data)
+    settings = domain.input_settings(dict(domain.contract_options), config, spec, data)
     split = domain.synthetic_split(6, 3, settings)
     (pipe,) = domain.pipelines([split], model, config, settings, torch.device("cpu"))
     batch = next(pipe.batches(3, shuffle=True, gen=torch.Generator().manual_seed(0), drop_last=True))

@@ -21,9 +21,19 @@ from torch import nn
 
 from transferbench.adapters.weights import load_into, load_state_dict_file, sha256_file
 from transferbench.errors import UserError, WeightsError
+from transferbench.options import Option
 
 # The run options every transformers adapter takes (text adds its own: pooling, max_length).
-HF_OPTIONS = frozenset({"model_path", "trust_remote_code"})
+MODEL_PATH = Option(
+    "model_path", str, "a local save_pretrained() folder (or another hub id) to load instead of the default"
+)
+TRUST_REMOTE_CODE = Option(
+    "trust_remote_code",
+    bool,
+    "allow a hub model's own Python code to run (off: only transformers' code)",
+    default=False,
+)
+HF_OPTIONS = (MODEL_PATH, TRUST_REMOTE_CODE)
 # Files from_pretrained may read weights from; probed one by one when a load fails.
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pth", "*.pt")
 Preprocessor = Literal["tokenizer", "feature-extractor"]

@@ -18,11 +18,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from transferbench.adapters.audio import SPEECH_RECIPES, SpectrogramTransformerAdapter, SpeechEncoderAdapter
+from transferbench.adapters.audio import SpectrogramTransformerAdapter, SpeechEncoderAdapter
 from transferbench.adapters.base import ADAPTERS, Adapter
 from transferbench.adapters.families import FamilySpec, file_revision, transformers_revision
-from transferbench.adapters.hf import local_folder
-from transferbench.adapters.text import TEXT_OPTIONS, TRANSFORMER_RECIPES, TextEncoderAdapter
+from transferbench.adapters.hf import MODEL_PATH, TRUST_REMOTE_CODE, local_folder
+from transferbench.adapters.peft_targets import TRANSFORMER_LAYERS
+from transferbench.adapters.text import TEXT_OPTIONS, TextEncoderAdapter
 from transferbench.errors import UserError
 
 # Speech encoders with wav2vec2's layout (feature_extractor, feature_projection, encoder.layers),
@@ -75,8 +76,9 @@ def _audio_spec(name: str, source: str, preprocessor: dict[str, Any]) -> FamilyS
         pretrained_source=f"{source} (from_pretrained) or --weights",
         offline_pretrained=False,
         sample_rate=int(preprocessor["sampling_rate"]),
-        options=frozenset({"trust_remote_code"}),
-        recipes=SPEECH_RECIPES,
+        options=(TRUST_REMOTE_CODE,),
+        recipe_kind="transformer",
+        peft_targets=TRANSFORMER_LAYERS,
         family="hf",
         model=source,
     )
@@ -91,8 +93,9 @@ def _text_spec(name: str, source: str) -> FamilySpec:
         pretrained_source=f"{source} (from_pretrained) or --weights",
         offline_pretrained=False,
         example_shape={"seq_len": 12},
-        options=TEXT_OPTIONS - {"model_path"},  # the name says where the model is
-        recipes=TRANSFORMER_RECIPES,
+        options=tuple(o for o in TEXT_OPTIONS if o is not MODEL_PATH),  # the name says where the model is
+        recipe_kind="transformer",
+        peft_targets=TRANSFORMER_LAYERS,
         family="hf",
         model=source,
     )

@@ -20,30 +20,16 @@ from torch import nn
 from transferbench import testing
 from transferbench.adapters.base import Adapter, register_adapter
 from transferbench.adapters.hf import HF_OPTIONS, load_transformers, transformer_blocks
+from transferbench.adapters.peft_targets import TRANSFORMER_LAYERS
 from transferbench.errors import UserError, WeightsError
 from transferbench.inputs import Batch, Preprocessing
+from transferbench.options import Option
 
 POOLING = ("mean", "cls")
 # What a text encoder takes besides the common build arguments (``--model-path`` etc.).
-TEXT_OPTIONS = HF_OPTIONS | {"pooling", "max_length"}
-# Transformer encoders want smaller learning rates than CNNs: the usual BERT fine-tuning rate
-# (5e-5) for the encoder with a 10x faster fresh head; from scratch, 1e-4 with warm-up (post-LN
-# transformers diverge at CNN-sized rates).
-TRANSFORMER_RECIPES = {
-    "finetune": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-    "lp-ft": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-    "partial": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-    "scratch": {"lr": 1e-4, "backbone_lr_scale": 1.0, "weight_decay": 0.01},
-    # the parameter-efficient and modern strategies at transformer rates (sources: strategies.py)
-    # LoRA at 1e-3, not its authors' 4e-4: theirs came with 30-80 epochs (60 on SST-2). At the
-    # suite's few-epoch budgets 4e-4 underfits: MiniLM-L6 on the SST-2 fixture, 3 epochs, reached
-    # 0.841 against fine-tuning's 0.864, and 0.859 at 1e-3 (also 0.858 with 6 epochs or with every
-    # linear layer wrapped); results/NOTES.md has the runs.
-    "lora": {"lr": 1e-3},
-    "ia3": {"lr": 5e-4, "backbone_lr_scale": 6.0},
-    "llrd": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-    "gradual-unfreeze": {"lr": 5e-4, "backbone_lr_scale": 0.1},
-}
+POOLING_OPTION = Option("pooling", str, "text: how token states are pooled", default="mean", choices=POOLING)
+MAX_LENGTH = Option("max_length", int, "text: truncate to this many tokens", default=128, low=1)
+TEXT_OPTIONS = (*HF_OPTIONS, POOLING_OPTION, MAX_LENGTH)
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
@@ -134,7 +120,8 @@ def _hub_encoder(hub_id: str, name: str, description: str, aliases: tuple[str, .
         options=TEXT_OPTIONS,
         tiny=testing.tiny_bert,
         example_shape={"seq_len": 12},
-        recipes=TRANSFORMER_RECIPES,
+        recipe_kind="transformer",
+        peft_targets=TRANSFORMER_LAYERS,
     )
     def build(*, model_path: str | None = None, **kw: Any) -> Adapter:
         return TextEncoderAdapter(model_path or hub_id, **kw)
@@ -170,7 +157,8 @@ _hub_encoder(
     tiny=testing.tiny_bert,
     example_shape={"seq_len": 12},
     options=TEXT_OPTIONS,
-    recipes=TRANSFORMER_RECIPES,
+    recipe_kind="transformer",
+    peft_targets=TRANSFORMER_LAYERS,
 )
 def minilm_l6(*, model_path: str | None = None, **kw: Any) -> Adapter:
     if model_path:

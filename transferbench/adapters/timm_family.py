@@ -29,6 +29,7 @@ from transferbench.adapters.families import (
     structural_blocks,
     unknown_model,
 )
+from transferbench.adapters.peft_targets import LAST_STAGES
 from transferbench.adapters.vision import VisionAdapter
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import UserError, WeightsError
@@ -146,6 +147,7 @@ def resolve(rest: str) -> tuple[str, FamilySpec]:
         offline_pretrained=False,
         example_shape={"image_size": 32},
         input_size=int(cfg.input_size[-1]) if cfg is not None else 224,
+        peft_targets=LAST_STAGES,
         family="timm",
         model=name,
     )

@@ -28,6 +28,7 @@ from transferbench.adapters.families import (
     structural_blocks,
     unknown_model,
 )
+from transferbench.adapters.peft_targets import LAST_STAGES
 from transferbench.adapters.vision import VisionAdapter, published_state
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import UserError
@@ -132,6 +133,7 @@ def resolve(rest: str) -> tuple[str, FamilySpec]:
         offline_pretrained=False,
         example_shape={"image_size": 32},
         input_size=int(published.transforms().crop_size[0]),
+        peft_targets=LAST_STAGES,
         family="torchvision",
         model=name,
     )

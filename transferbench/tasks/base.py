@@ -21,23 +21,16 @@ from transferbench.registry import Registry
 
 
 @dataclass(frozen=True)
-class FoldLayout:
-    """A data set that ships as one pool with a fold column (ESC-50): one fold is held out as test,
-    the others train. Local copies list their files in a metadata CSV (``meta_file``, paths in
-    ``file_column`` relative to ``file_dir``); hub copies carry the fold as a column."""
-
-    num_folds: int = 5
-    test_fold: int = 5
-    fold_column: str = "fold"
-    meta_file: str | None = None
-    file_dir: str = ""
-    file_column: str = "filename"
+class NoTaskKeys:
+    """The task keys of a domain that has none of its own."""
 
 
 @dataclass(frozen=True)
 class TaskConfig:
     """A task as data: where its examples come from, how they are labelled, what it is judged by.
-    Nothing here is code, so a task can be written as a file."""
+    Nothing here is code, so a task can be written as a file. What only one domain reads (vision's
+    ``flip_augment``, audio's ``duration_s`` and ``folds``) is that domain's: its ``task_keys``
+    dataclass, held in ``keys`` (a task file writes them flat, beside these)."""
 
     name: str
     domain: str
@@ -47,28 +40,15 @@ class TaskConfig:
     hub_config: str | None = None
     train_split: str = "train"
     test_split: str = "test"
-    input_column: str = "image"
+    input_column: str | None = None  # None: the domain's (Domain.default_input_column)
     label_column: str = "label"
     metric: str = "accuracy"
-    flip_augment: bool = True  # horizontal flips preserve the label (not for digits or text)
-    image_size: int | None = None  # default input size, else the adapter's native size
     target_accuracy: float | None = None  # for time-to-accuracy
     test_note: str = ""  # e.g. "upstream test labels are hidden; validation is reported"
     builtin: str | None = None  # name of a data set in BUILTIN_DATA (ships with a package, or generated)
     source_note: str | None = None  # how a builtin data set is described as a source
     class_names: tuple[str, ...] | None = None  # fixed names for integer labels 0..N-1 (SST-2)
-    duration_s: float | None = None  # audio: clip length the pipeline crops/pads to
-    sample_rate: int | None = None  # audio builtin: the rate the data is generated at
-    label_from_filename: int | None = None  # label = this "_"-separated part of the file stem (FSDD)
-    keep_labels: tuple[str, ...] | None = None  # other labels become other_label (Speech Commands 12)
-    other_label: str = "_unknown_"
-    folds: FoldLayout | None = None  # fold-based data (ESC-50)
-
-    def map_label(self, label: str) -> str:
-        """The protocol's label for a raw one (identity unless ``keep_labels`` folds the rest)."""
-        if self.keep_labels is None or label in self.keep_labels:
-            return label
-        return self.other_label
+    keys: Any = None  # the domain's own keys (an instance of its Domain.task_keys); None: its defaults
 
 
 @dataclass

@@ -6,16 +6,18 @@ domain's own module branches on its name. A new domain is one module that regist
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from transferbench.errors import DataError, UserError
+from transferbench.errors import DataError
+from transferbench.options import Option
 from transferbench.registry import Registry
 from transferbench.tasks import local_files
-from transferbench.tasks.base import TASK_FILES, Split, TaskConfig, TaskData, check_classes
+from transferbench.tasks.base import TASK_FILES, NoTaskKeys, Split, TaskConfig, TaskData, check_classes
 from transferbench.tasks.pipeline import Pipeline
 
 
@@ -24,10 +26,31 @@ class Domain(ABC):
     side (duck-typed: ``input_size``, ``sample_rate``, ``options``), so tasks never import models."""
 
     name: str = ""
-    # RunSpec fields that only this domain reads; set on another domain's run, they are an error
-    run_options: tuple[str, ...] = ()
+    # run options only this domain reads (``--image-size``), declared; set on another domain's run
+    # they are an error, naming the domain they belong to
+    options: tuple[Option, ...] = ()
+    # the domain's own task-file keys (a frozen dataclass: vision's flip_augment, audio's folds)
+    task_keys: type = NoTaskKeys
+    default_input_column: str | None = None  # the input column of its tasks unless one says otherwise
+    # what the adapter contract validator runs a model of this domain at (small and fast)
+    contract_options: dict[str, Any] = {}  # noqa: RUF012 (read-only class data)
     # the task a hub-pretrained model of this domain is first compared on (the report's "not run here")
     reference_task: str | None = None
+
+    def keys(self, config: TaskConfig) -> Any:
+        """The task's keys of this domain (its defaults where the task gives none)."""
+        return config.keys if config.keys is not None else self.task_keys()
+
+    # run options some of its tasks take (ESC-50's folds: ``test_fold``); ``task_options`` says which
+    all_task_options: tuple[Option, ...] = ()
+
+    def task_options(self, config: TaskConfig) -> tuple[Option, ...]:
+        """The run options this task takes (of ``all_task_options``)."""
+        return ()
+
+    def with_task_options(self, config: TaskConfig, values: dict[str, Any]) -> TaskConfig:
+        """The task as the run's task options change it (``values`` are of ``task_options``)."""
+        return config
 
     @abstractmethod
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
@@ -78,19 +101,22 @@ def register_domain(domain: Domain) -> Domain:
     return domain
 
 
-def check_run_options(domain: Domain, options: dict[str, Any]) -> None:
-    """Refuse, before any data loads, an option that only another domain reads."""
-    for other in DOMAINS.names():
-        if other == domain.name:
-            continue
-        for option in DOMAINS.get(other).run_options:
-            if option in domain.run_options or not options.get(option):
-                continue
-            raise UserError(f"--{option.replace('_', '-')} applies to {other} tasks; this run's task is {domain.name}")
+def domain_of_option(name: str) -> str | None:
+    """The domain that declares run option ``name`` (None: no domain does)."""
+    return next((d for d in DOMAINS.names() if any(o.name == name for o in DOMAINS.get(d).options)), None)
+
+
+def with_defaults(config: TaskConfig) -> TaskConfig:
+    """The task with what its domain fills in: the input column, the domain's key defaults."""
+    domain = DOMAINS.get(config.domain)
+    return dataclasses.replace(
+        config, input_column=config.input_column or domain.default_input_column, keys=domain.keys(config)
+    )
 
 
 def load_task(config: TaskConfig, data_dir: str | None, **settings: Any) -> TaskData:
     """Load and decode a task through its domain (``settings``: e.g. ``image_size``, ``sample_rate``)."""
+    config = with_defaults(config)
     try:
         data = DOMAINS.get(config.domain).load(config, data_dir, settings)
     except DataError as exc:

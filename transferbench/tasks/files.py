@@ -9,12 +9,13 @@ task's data loads (``domain.load_task`` looks the key up in ``TASK_FILES``).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from transferbench.configfile import read_mapping, to_dataclass
+from transferbench.configfile import Located, read_mapping, to_dataclass
 from transferbench.errors import UserError
-from transferbench.registry import name_problem
-from transferbench.tasks.base import BUILTIN_DATA, TASK_FILES, TASKS, TaskConfig
+from transferbench.registry import name_problem, suggest
+from transferbench.tasks.base import BUILTIN_DATA, TASK_FILES, TASKS, NoTaskKeys, TaskConfig
 from transferbench.tasks.domain import DOMAINS
 
 LOADERS = ("hub-or-dir", "dir", "builtin")
@@ -29,11 +30,14 @@ def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...], dict[
     aliases = located.data.pop("aliases", [])
     if not (isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)):
         raise located.error("aliases", f"expected a list of names, got {aliases!r}")
-    config: TaskConfig = to_dataclass(located, TaskConfig, required=REQUIRED)
+    domain = located.data.get("domain")
+    if "domain" in located.data and (not isinstance(domain, str) or domain not in DOMAINS):
+        raise located.error("domain", f"unknown domain {domain!r}; valid: {', '.join(DOMAINS.names())}")
+    common, own = _split_keys(located, DOMAINS.get(domain).task_keys if domain else NoTaskKeys)
+    config: TaskConfig = to_dataclass(common, TaskConfig, required=REQUIRED)
+    config = dataclasses.replace(config, keys=to_dataclass(own, DOMAINS.get(config.domain).task_keys))
     if name_problem(config.name):
         raise located.error("name", name_problem(config.name))
-    if config.domain not in DOMAINS:
-        raise located.error("domain", f"unknown domain {config.domain!r}; valid: {', '.join(DOMAINS.names())}")
     if config.loader not in LOADERS:
         raise located.error("loader", f"expected one of {', '.join(LOADERS)}, got {config.loader!r}")
     if config.loader == "builtin" and (config.builtin or config.name) not in BUILTIN_DATA:
@@ -41,6 +45,29 @@ def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...], dict[
     if config.loader == "hub-or-dir" and not config.hub_path:
         raise located.error("hub_path", "a hub-or-dir task needs the hub dataset id (or loader: dir)")
     return config, tuple(aliases), dict(located.lines)
+
+
+def _split_keys(located: Located, keys_type: type) -> tuple[Located, Located]:
+    """The file's common keys (TaskConfig's) and its domain's own keys (``keys_type``'s), as two
+    views of the file; a key neither knows is refused with the closest of all of them."""
+    common = {f.name for f in dataclasses.fields(TaskConfig) if f.name != "keys"}
+    own = {f.name for f in dataclasses.fields(keys_type)}
+    for key in located.data:
+        if key not in common | own:
+            hint = suggest(str(key), sorted(common | own))
+            raise located.error(str(key), "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+
+    def view(names: set[str]) -> Located:
+        return Located(
+            located.path,
+            {k: v for k, v in located.data.items() if k in names},
+            located.lines,
+            {k: v for k, v in located.children.items() if k in names},
+            located.line,
+            {k: v for k, v in located.items.items() if k in names},
+        )
+
+    return view(common), view(own)
 
 
 def is_task_file(name: str) -> bool:

@@ -18,6 +18,7 @@ import torch
 from transferbench.configfile import decode_utf8
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Tokenizes
+from transferbench.options import Option
 from transferbench.tasks.base import HUB_COPY_EXPECTED, Split, TaskConfig, TaskData, builtin_task_data, task_data
 from transferbench.tasks.domain import Domain, register_domain
 from transferbench.tasks.hub import check_columns, class_names_of, hub_source, load_hub_split, load_local, read_as
@@ -194,12 +195,17 @@ class TextPipeline(Pipeline):
         return [groups[i] for i in torch.randperm(len(groups), generator=gen).tolist()]
 
 
+TEXT_COLUMN = Option("text_column", str, "text: the column holding the text", default_text="the task's")
+LABEL_COLUMN = Option("label_column", str, "text: the column holding the label", default_text="the task's")
+
+
 class TextDomain(Domain):
     """Texts kept as strings, tokenised per run by the model's own tokenizer."""
 
     name = "text"
     reference_task = "sst2"
-    run_options = ("text_column", "label_column")
+    options = (TEXT_COLUMN, LABEL_COLUMN)
+    default_input_column = "text"
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
         return load_text(config, data_dir, settings.get("text_column"), settings.get("label_column"))
@@ -210,7 +216,7 @@ class TextDomain(Domain):
     def input_settings(
         self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
     ) -> dict[str, Any]:
-        if "max_length" not in adapter.options:  # a classical model reads the raw text
+        if "max_length" not in adapter.option_names:  # a classical model reads the raw text
             return {}
         return {
             "max_length": options.get("max_length") or 128,

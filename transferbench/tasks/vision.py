@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Preprocessing
+from transferbench.options import Option
 from transferbench.tasks.base import (
     BUILTIN_DATA,
     Split,
@@ -227,27 +229,44 @@ class VisionPipeline(Pipeline):
         return self.with_targets({"pixel_values": self.transform(self.images[idx], gen)}, idx)
 
 
+@dataclass(frozen=True)
+class VisionKeys:
+    """What a vision task file may say besides the common keys."""
+
+    flip_augment: bool = True  # horizontal flips preserve the label (not for digits or text)
+    image_size: int | None = None  # the task's default input size, else the adapter's native one
+
+
+IMAGE_SIZE = Option(
+    "image_size", int, "vision: input side in pixels", low=8, default_text="the task's, else the adapter's native"
+)
+
+
 class VisionDomain(Domain):
     """Images decoded once to one uint8 tensor; augmented, resized and normalised per batch."""
 
     name = "vision"
     reference_task = "cifar10"
-    run_options = ("image_size",)
+    options = (IMAGE_SIZE,)
+    task_keys = VisionKeys
+    default_input_column = "image"
+    contract_options = {"image_size": 32}  # noqa: RUF012
 
     def load(self, config: TaskConfig, data_dir: str | None, settings: dict[str, Any]) -> TaskData:
         return load_vision(config, data_dir, settings.get("image_size") or 224)
 
     def load_settings(self, options: dict[str, Any], config: TaskConfig, adapter: Any) -> dict[str, Any]:
         # only image folders of mixed sizes use it (resized once when decoded)
-        return {"image_size": options.get("image_size") or config.image_size or 224}
+        return {"image_size": options.get("image_size") or self.keys(config).image_size or 224}
 
     def input_settings(
         self, options: dict[str, Any], config: TaskConfig, adapter: Any, data: TaskData
     ) -> dict[str, Any]:
-        return {"image_size": options.get("image_size") or config.image_size or adapter.input_size}
+        return {"image_size": options.get("image_size") or self.keys(config).image_size or adapter.input_size}
 
     def pipelines(self, splits, model, config, settings, device, channels_last=False) -> list[Pipeline]:
-        common = {"image_size": settings["image_size"], "flip": config.flip_augment, "device": device}
+        flip = self.keys(config).flip_augment
+        common = {"image_size": settings["image_size"], "flip": flip, "device": device}
         return [
             VisionPipeline(split, model.preprocessing, train=i == 0, channels_last=channels_last, **common)
             for i, split in enumerate(splits)

@@ -1,13 +1,14 @@
 """The Ray executor (``run --executor ray``): each cell of a matrix is one Ray task, on a local Ray
 instance (the default) or a cluster (``$RAY_ADDRESS`` or ``--ray-address``).
 
-What stays on the driver, as with the serial executor: planning (validation, data loaded once per
-task, identities, --resume) and writing (the driver alone appends records, so the append-only file
-has one writer). What goes to a worker: one cell, its data (``ray.put`` once per loaded task, so a
-matrix of 30 cells on one task ships the data once), and the task's config (so a task registered on
-the driver from a file is known there too). The worker runs ``runner.execute`` with writing off
-and returns the record; its checkpoints still go to the output folder when the worker can write
-there, so a cell retried after its worker died resumes from its last epoch.
+What stays on the driver, as with the serial executor: planning (every cell resolved once, data
+loaded once per task, identities, --resume) and writing (the driver alone appends records, so the
+append-only file has one writer). What goes to a worker: one resolved cell (``ResolvedRun``: its
+task config, strategy and identity travel with it, so a task read from a file on the driver needs no
+registering there) and its data (``ray.put`` once per loaded task, so a matrix of 30 cells on one
+task ships the data once). The worker runs ``runner.execute`` and returns the record; its
+checkpoints still go to the output folder when the worker can write there, so a cell retried after
+its worker died resumes from its last epoch.
 
 Failures: a cell whose worker process dies (SIGKILL, the kernel's OOM killer, a lost node) is
 started again up to ``--max-retries`` times by Ray; a cell that raises is an application error,
@@ -33,23 +34,23 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from transferbench.benchmarks.execution.matrix import (
+from transferbench.benchmarks.execution.executors import (
     EXECUTORS,
     CellResult,
     Executor,
     ExecutorOptions,
     Finish,
-    PlannedCell,
-    describe_error,
+    Job,
     run_here,
 )
-from transferbench.benchmarks.execution.runner import RunSpec
+from transferbench.benchmarks.execution.records import describe_error
+from transferbench.benchmarks.plan.resolve import ResolvedRun
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.results import provenance
 from transferbench.benchmarks.runtime.device import resolve_amp, resolve_device
 from transferbench.errors import UserError
 from transferbench.plugins import load_plugins
-from transferbench.tasks import TASKS
-from transferbench.tasks.base import TaskConfig, TaskData
+from transferbench.tasks import TaskData
 
 MISSING = "--executor ray needs the ray extra: pip install 'transferbench[ray]'"
 
@@ -91,14 +92,10 @@ def check_reachable(address: str) -> None:
 # --- in the worker ---------------------------------------------------------------------------------
 
 
-def _prepare_worker(spec: RunSpec, config: TaskConfig, threads: int) -> None:
-    """A worker knows what the package and its installed plugins register; the driver's task
-    config is registered too (under the name the spec uses), for tasks read from files on the
-    driver. Torch gets as many threads as the cell reserved CPUs, so two cells on two cores do not
-    fight over both."""
+def _prepare_worker(threads: int) -> None:
+    """A worker knows what the package and its installed plugins register. Torch gets as many
+    threads as the cell reserved CPUs, so two cells on two cores do not fight over both."""
     load_plugins(warn=lambda _message: None)  # a broken plugin already warned on the driver
-    if spec.task not in TASKS and config.name not in TASKS:
-        TASKS.add(config.name, config, aliases=() if spec.task == config.name else (spec.task,))
     torch.set_num_threads(threads)
 
 
@@ -109,13 +106,13 @@ def _checkpoints_here(out_dir: str) -> Path | None:
     return path if path.is_dir() and os.access(path, os.W_OK) else None
 
 
-def run_cell(spec: RunSpec, data: TaskData, config: TaskConfig, out_dir: str, threads: int) -> CellResult:
+def run_cell(run: ResolvedRun, data: TaskData, out_dir: str, threads: int) -> CellResult:
     """One cell, in a Ray worker: the record, or (any exception, UserError included) why not."""
     try:
-        _prepare_worker(spec, config, threads)
+        _prepare_worker(threads)
     except Exception as exc:
         return CellResult(error=describe_error(exc), trace=traceback.format_exc())
-    return run_here(spec, data, _checkpoints_here(out_dir), False, stop_on=())
+    return run_here(Job(run, data), _checkpoints_here(out_dir), False, stop_on=())
 
 
 def probe_amp(device: str, amp: str) -> str | UserError:
@@ -239,37 +236,36 @@ class RayExecutor(Executor):
             self._amp[key] = found
         return self._amp[key]
 
-    def run(self, cells: list[PlannedCell], out_dir: Path, finish: Finish, progress: bool) -> None:
-        if not cells:
+    def run(self, jobs: list[Job], out_dir: Path, finish: Finish, progress: bool) -> None:
+        if not jobs:
             return
         ray = self._connect()
         task = self._task(run_cell, self.options.max_retries)
         threads = max(1, math.floor(self.options.cpus_per_run))
         shipped: dict[int, Any] = {}  # id(TaskData) -> its object ref: each loaded task goes out once
-        pending: dict[Any, PlannedCell] = {}
-        for cell in cells:
-            if id(cell.data) not in shipped:
-                shipped[id(cell.data)] = ray.put(cell.data)
-            ref = task.remote(cell.spec, shipped[id(cell.data)], cell.config, str(out_dir), threads)
-            pending[ref] = cell
+        pending: dict[Any, Job] = {}
+        for job in jobs:
+            if id(job.data) not in shipped:
+                shipped[id(job.data)] = ray.put(job.data)
+            pending[task.remote(job.run, shipped[id(job.data)], str(out_dir), threads)] = job
         try:
             self._collect(pending, finish, progress)
         finally:
             for ref in pending:  # interrupted, or the results file refused a record
                 ray.cancel(ref, force=True)
 
-    def _collect(self, pending: dict[Any, PlannedCell], finish: Finish, progress: bool) -> None:
+    def _collect(self, pending: dict[Any, Job], finish: Finish, progress: bool) -> None:
         """Hand each result to the driver as it arrives, with one progress line for the matrix."""
         slots, failed = self._slots(), 0
         with tqdm(total=len(pending), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True) as bar:
             bar.set_postfix_str(f"running {min(len(pending), slots)}, failed 0")
             while pending:
                 (ref,), _ = self.ray.wait(list(pending), num_returns=1)
-                cell = pending.pop(ref)
+                job = pending.pop(ref)
                 result = self._result(ref)
                 failed += result.record is None
                 with tqdm.external_write_mode():
-                    finish(cell, result)
+                    finish(job, result)
                 bar.set_postfix_str(f"running {min(len(pending), slots)}, failed {failed}", refresh=False)
                 bar.update()
 

@@ -44,10 +44,14 @@ class BenchConfig:
     device: str = "auto"
     num_classes: int = 1000
     model_path: str | None = None
+    shape: dict[str, int] | None = None  # example_batch's shape, as a run's domain gives it (else from the above)
 
 
 def input_shape(cfg: BenchConfig, model: Adapter) -> dict[str, int]:
-    """``example_batch`` shape arguments, as the model's domain reads the bench options."""
+    """``example_batch`` shape arguments: a run's (``cfg.shape``), else as the model's domain reads
+    the bench options."""
+    if cfg.shape is not None:
+        return cfg.shape
     settings = {"image_size": cfg.image_size, "max_length": cfg.seq_len}
     return DOMAINS.get(model.domain).example_shape(settings, model)
 

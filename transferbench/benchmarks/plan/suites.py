@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.execution.runner import RunSpec
-from transferbench.benchmarks.training.loop import Budget
+from transferbench.benchmarks.plan.catalog import catalog
+from transferbench.benchmarks.training.budget import Budget
 from transferbench.configfile import Located, read_mapping, to_dataclass
-from transferbench.options import SEEDS
-from transferbench.registry import Registry, name_problem
+from transferbench.options import SEEDS, declared
+from transferbench.registry import Registry, name_problem, suggest
 from transferbench.tasks.files import include_path, is_task_file, register_task_file
 from transferbench.tasks.protocols import PROTOCOLS
 
@@ -31,7 +31,7 @@ class Suite:
     name: str
     description: str
     data_note: str  # what data the suite uses, printed with its results
-    runs: list[dict[str, Any]] = field(default_factory=list)  # RunSpec fields per run (budget as a dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # per run: names, run options, budget, options
     seeds: tuple[int, ...] = (0,)
     train_examples: tuple[int | str | None, ...] = (None,)  # data budgets (None: all; a str: a data protocol)
     per_class: bool = False
@@ -81,18 +81,57 @@ def _include_paths(located: Located, folders: tuple[str, ...]) -> None:
         include_path(root)
 
 
+NAMES = ("task", "adapter", "strategy")
+
+
+def checked_options(item: Located, data: dict[str, Any]) -> dict[str, Any]:
+    """A run's keys as a template: names, the run's own options, ``budget`` and component
+    ``options``, every value checked by its declaration (one line naming file:line and key)."""
+    known = catalog()
+    template: dict[str, Any] = {"budget": {}, "options": {}}
+    for key, value in data.items():
+        if key in NAMES:
+            template[key] = value
+        elif key == "budget":
+            template["budget"] = checked_budget(item.children.get("budget", item), value or {})
+        elif key in known and key != "seed":
+            option = known[key]
+            section = {"budget": template["budget"], "run": template}.get(option.kind, template["options"])
+            section[key] = option.option.check(value, f"{item.where(key)}: {key}")
+        else:
+            hint = suggest(str(key), [*NAMES, "budget", *(k for k in known if k != "seed")])
+            raise item.error(str(key), "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    return template
+
+
+def checked_budget(item: Located, values: dict[str, Any]) -> dict[str, Any]:
+    """A ``budget:`` mapping, each value checked by the budget's declarations."""
+    own = {o.name: o for o in declared(Budget)}
+    if not isinstance(values, dict):
+        raise item.error("budget", f"expected a mapping of budget keys ({', '.join(own)}), got {values!r}")
+    for key, value in values.items():
+        if key not in own:
+            hint = suggest(str(key), list(own))
+            raise item.error(str(key), "unknown budget key" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        own[key].check(value, item.where(key) + f": {key}")
+    return dict(values)
+
+
 def _run_template(item: Located, base: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
-    """One run's RunSpec fields (defaults, then the run's own; budgets merged key by key),
-    type-checked by building a RunSpec from them; errors name the run's line."""
-    merged = {**base, **item.data, "budget": {**budget, **(item.data.get("budget") or {})}}
-    budget_lines = item.children["budget"].lines if "budget" in item.children else {}
-    checked_budget = Located(item.path, merged["budget"], budget_lines, {}, item.line)
-    for key in ("task", "adapter", "strategy"):
-        if key not in merged:
+    """One run's template: the file's budget, then ``defaults``, then the run's own keys (budgets and
+    options merged key by key); errors name the run's line."""
+    own = checked_options(item, item.data)
+    template = {
+        **base,
+        **{k: v for k, v in own.items() if k not in ("budget", "options")},
+        "budget": {**budget, **base.get("budget", {}), **own["budget"]},
+        "options": {**base.get("options", {}), **own["options"]},
+    }
+    for key in NAMES:
+        if key not in template:
             raise item.error(None, f"a run needs {key!r} (in the run, in defaults, or from a grid)")
-    merged["task"] = _task_reference(item, "task", merged["task"])
-    to_dataclass(Located(item.path, merged, item.lines, {"budget": checked_budget}, item.line), RunSpec)
-    return merged
+    template["task"] = _task_reference(item, "task", template["task"])
+    return template
 
 
 def _data_budgets(located: Located, values: tuple[int | str, ...]) -> tuple[int | str | None, ...]:
@@ -124,8 +163,8 @@ def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
     _include_paths(located, head.include_path)
     if not isinstance(runs, list) or len(run_items) != len(runs):
         raise located.error("runs", "expected a list of runs, each a mapping of run keys")
-    budget = located.children["budget"].data if "budget" in located.children else {}  # checked as Budget
-    base = defaults.data if defaults else {}
+    budget = checked_budget(located.children["budget"], located.data["budget"]) if head.budget else {}
+    base = checked_options(defaults, defaults.data) if defaults else {}
     cells = [
         Located(located.path, {"task": t, "adapter": a, "strategy": s}, {}, {}, located.lines.get("grid", 1))
         for t, a, s in itertools.product(*(dataclasses.astuple(head.grid) if head.grid else ((), (), ())))

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from transferbench.adapters import ADAPTERS
 from transferbench.adapters.contract import ContractError, applicable_checks
-from transferbench.benchmarks.execution.runner import RunSpec, validate_spec
+from transferbench.benchmarks.plan.resolve import resolve
+from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.plan.suites import SUITES, Suite, read_matrix
-from transferbench.benchmarks.training.loop import Budget
+from transferbench.benchmarks.training.budget import Budget
 from transferbench.configfile import read_mapping
 from transferbench.errors import UserError
 from transferbench.registry import suggest
@@ -20,18 +21,29 @@ from transferbench.tasks import TASKS
 from transferbench.tasks.files import read_task_file
 
 
+def suite_specs(suite: Suite) -> list[RunSpec]:
+    """The specs of a matrix as it stands (its seeds and data budgets, no flags over it)."""
+    specs = []
+    for template, seed, n in itertools.product(suite.runs, suite.seeds, suite.train_examples):
+        core = {k: v for k, v in template.items() if k not in ("budget", "options")}
+        data = {"data_protocol": n} if isinstance(n, str) else {"max_train_examples": n, "per_class": suite.per_class}
+        if n is None:
+            data = {}
+        kw = {"data_dir": "DATA_DIR", **core, **data}  # a local folder's contents are not read here
+        specs.append(RunSpec(**kw, seed=seed, budget=Budget(**template["budget"]), options=template["options"]))
+    return specs
+
+
 def check_suite(suite: Suite, where: str) -> int:
-    """Every run of a matrix passes the runner's own validation (names, options, numbers)."""
-    count = 0
-    for i, (template, seed, n) in enumerate(itertools.product(suite.runs, suite.seeds, suite.train_examples)):
-        kw = {"data_dir": "DATA_DIR", **{k: v for k, v in template.items() if k != "budget"}}  # not read here
-        spec = RunSpec(**kw, seed=seed, budget=Budget(**template.get("budget", {})), max_train_examples=n)
+    """Every run of a matrix resolves (names, options, numbers), as the planner resolves it."""
+    specs = suite_specs(suite)
+    per_template = len(suite.seeds) * len(suite.train_examples)
+    for i, spec in enumerate(specs):
         try:
-            validate_spec(spec)
+            resolve(spec)
         except UserError as exc:
-            raise UserError(f"{where}: run {i // (len(suite.seeds) * len(suite.train_examples)) + 1}: {exc}") from None
-        count += 1
-    return count
+            raise UserError(f"{where}: run {i // per_template + 1}: {exc}") from None
+    return len(specs)
 
 
 def check_adapter_contract(name: str) -> list[str]:

@@ -27,7 +27,8 @@ from safetensors.torch import load_file
 from transferbench.adapters.base import ADAPTERS, Adapter, AdapterSpec, inserted_parameters
 from transferbench.adapters.contract import ContractError
 from transferbench.benchmarks.strategies import peft_layers as peft_tuning
-from transferbench.benchmarks.strategies.base import STRATEGIES, PeftStrategy, Strategy, head_names
+from transferbench.benchmarks.strategies.base import STRATEGIES, Strategy, head_names
+from transferbench.benchmarks.strategies.peft import PeftStrategy
 from transferbench.benchmarks.training.loop import Budget, train_step
 from transferbench.errors import UserError
 

@@ -5,7 +5,7 @@ The layers go into ``adapter.backbone`` with ``peft.inject_adapter_in_model``, n
 BatchNorm policy all keep working) and PEFT only replaces the targeted layers in place, each by a
 tuner layer that holds the original as ``base_layer``.
 
-Which layers are wrapped is a documented default per adapter family (:data:`FAMILIES`), or the
+Which layers are wrapped is the default the model's family declares (``adapters.peft_targets``), or the
 user's ``target_modules``: comma-separated module names matched as PEFT matches a list (a module
 whose name is, or ends in ``.``, one of them), or a regular expression (anything with regex
 characters, matched against the whole module name as PEFT matches a string). Either way the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,26 +29,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from transferbench.adapters.base import Adapter, AdapterSpec, inserted_parameters
-from transferbench.adapters.hf import HF_OPTIONS
-from transferbench.adapters.vision import EfficientNetLiteAdapter
+from transferbench.adapters.base import Adapter, inserted_parameters
+from transferbench.adapters.peft_targets import suffix_match
 from transferbench.errors import UserError
 
 METHODS = ("lora", "ia3")
 AUTO = "auto"
 REGEX_CHARS = set("*[]()?+\\^$|{}")
-# Transformers naming schemes, tried in order when PEFT's own per-model-type default
-# (peft.utils.constants.TRANSFORMERS_MODELS_TO_*_TARGET_MODULES_MAPPING) is missing or does not fit
-# the loaded model: BERT/ViT-style, wav2vec2/HuBERT, AST (transformers 5), DistilBERT. LoRA: the
-# attention query and value projections, as in the LoRA paper (Hu et al. 2021, §4.2, §7.1). IA3: keys,
-# values and the second feed-forward layer, the last scaling its input (Liu et al. 2022, §3.3).
-LORA_SCHEMES: tuple[tuple[str, ...], ...] = (("query", "value"), ("q_proj", "v_proj"), ("q_lin", "v_lin"))
-IA3_SCHEMES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("key", "value", "output.dense"), ("output.dense",)),
-    (("k_proj", "v_proj", "feed_forward.output_dense"), ("feed_forward.output_dense",)),
-    (("k_proj", "v_proj", "mlp.fc2"), ("mlp.fc2",)),
-    (("k_lin", "v_lin", "ffn.lin2"), ("ffn.lin2",)),
-)
 
 
 @dataclass
@@ -60,111 +47,7 @@ class Targets:
     skipped: dict[str, str] = field(default_factory=dict)  # matched but not wrapped: name -> why
 
 
-@dataclass(frozen=True)
-class Family:
-    """Adapters whose layers PEFT can wrap without being told which: ``applies`` decides from the
-    registry entry (before anything is built), ``matches`` from the built model, ``defaults`` gives
-    (targets, feedforward) patterns for a method."""
-
-    name: str
-    applies: Callable[[AdapterSpec], bool]
-    matches: Callable[[Adapter], bool]
-    defaults: Callable[[Adapter, str], tuple[list[str], list[str]]]
-
-
-def _names(model: Adapter) -> dict[int, str]:
-    return {id(m): name for name, m in model.backbone.named_modules()}
-
-
-def _layers(model: Adapter, modules: Iterator[nn.Module], keep: Callable[[nn.Module], bool]) -> list[str]:
-    """Names of the ``modules`` that are Linear or non-grouped Conv2d layers and pass ``keep``."""
-    names = _names(model)
-    wrappable = (m for m in modules if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1))
-    return list(dict.fromkeys(names[id(m)] for m in wrappable if keep(m)))
-
-
-def last_stage_layers(model: Adapter, method: str, stages: int = 2) -> tuple[list[str], list[str]]:
-    """CNNs (ResNet, VGG, timm/torchvision models): every convolution (and linear layer) of the last
-    two blocks (``blocks()[-2:]``, what ``partial`` trains): early stages compute generic edges and
-    textures that transfer as they are (Yosinski et al. 2014), the late ones are where a task
-    needs new features."""
-    modules = (m for block in model.blocks()[-stages:] for m in block.modules())
-    return _layers(model, modules, lambda m: True), []
-
-
-def pointwise_convs(model: Adapter, method: str) -> tuple[list[str], list[str]]:
-    """EfficientNet-Lite: every pointwise (1x1) convolution, i.e. the expand and project convs of
-    each MBConv block and the head conv: they hold almost all its weights, while its depthwise convs
-    are grouped (LoRA cannot merge them) and tiny."""
-    return _layers(model, model.backbone.modules(), lambda m: isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)), []
-
-
-def _present(model: Adapter, names: tuple[str, ...] | list[str]) -> bool:
-    modules = [n for n, _ in model.backbone.named_modules()]
-    return all(any(_suffix_match(m, t) for m in modules) for t in names)
-
-
-def transformer_targets(model: Adapter, method: str) -> tuple[list[str], list[str]]:
-    """PEFT's default for the model type, else the first naming scheme the model has."""
-    from peft.utils.constants import (
-        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING,
-        TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING,
-        TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING,
-    )
-
-    model_type = getattr(model.backbone.config, "model_type", "")
-    if method == "lora":
-        peft_default = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
-        schemes = [(tuple(peft_default), ())] if isinstance(peft_default, list) else []
-        schemes += [(s, ()) for s in LORA_SCHEMES]
-    else:
-        peft_default = TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING.get(model_type)
-        ff = TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING.get(model_type, [])
-        schemes = [(tuple(peft_default), tuple(ff))] if isinstance(peft_default, list) else []
-        schemes += list(IA3_SCHEMES)
-    for targets, feedforward in schemes:
-        if _present(model, targets):
-            return list(targets), list(feedforward)
-    raise UserError(
-        f"no default {method} target modules for a transformers {model_type or type(model.backbone).__name__} "
-        "model: pass --target-modules NAMES"
-    )
-
-
-EFFICIENTNET_LITE = ("efficientnet-lite0",)
-FAMILIES: tuple[Family, ...] = (
-    Family(
-        "transformers models (BERT family, wav2vec2, HuBERT, AST, hf:): PEFT's default per model type, "
-        "LoRA query+value, IA3 key+value+FFN output",
-        lambda spec: HF_OPTIONS.issubset(spec.options),
-        lambda model: hasattr(getattr(model.backbone, "config", None), "model_type"),
-        transformer_targets,
-    ),
-    Family(
-        "EfficientNet-Lite: the pointwise (1x1) convolutions",
-        lambda spec: spec.name in EFFICIENTNET_LITE,
-        lambda model: isinstance(model, EfficientNetLiteAdapter),
-        pointwise_convs,
-    ),
-    Family(
-        "vision CNNs (ResNet, VGG, timm:, torchvision:): the Conv2d/Linear layers of the last two blocks",
-        lambda spec: spec.domain == "vision",
-        lambda model: model.domain == "vision",
-        last_stage_layers,
-    ),
-)
-
-
-def family_for(spec: AdapterSpec) -> Family | None:
-    """The family whose default targets fit this registry entry, if any."""
-    return next((f for f in FAMILIES if f.applies(spec)), None)
-
-
 # --- resolving target names -----------------------------------------------------------------------
-def _suffix_match(name: str, target: str) -> bool:
-    return name == target or name.endswith("." + target)
-
-
 def parse_targets(text: str) -> str | list[str]:
     """A user's ``target_modules``: a regular expression (PEFT's string form: full match) if it has
     regex characters, else comma-separated names (PEFT's list form: suffix match)."""
@@ -184,7 +67,7 @@ def parse_targets(text: str) -> str | list[str]:
 def _matches(name: str, pattern: str | list[str]) -> bool:
     if isinstance(pattern, str):
         return re.fullmatch(pattern, name) is not None
-    return any(_suffix_match(name, t) for t in pattern)
+    return any(suffix_match(name, t) for t in pattern)
 
 
 def unsupported(method: str, module: nn.Module) -> str | None:
@@ -208,12 +91,12 @@ def resolve_targets(model: Adapter, method: str, target_modules: str, feedforwar
     keeping the layers it supports and recording the others (layers with parameters of their own;
     containers a name happens to match are passed over)."""
     if target_modules == AUTO:
-        family = next((f for f in FAMILIES if f.matches(model)), None)
-        if family is None:
+        defaults = getattr(model, "peft_targets", None)  # declared by the model's family (adapters.peft_targets)
+        if defaults is None:
             raise UserError(
                 f"no default {method} target modules for a {type(model).__name__}: pass --target-modules NAMES"
             )
-        pattern, ff_pattern = family.defaults(model, method)
+        pattern, ff_pattern = defaults(model, method)
     else:
         pattern = parse_targets(target_modules)
         ff_pattern = []

@@ -28,42 +28,8 @@ from torch import nn
 from transferbench.adapters.base import Adapter
 from transferbench.benchmarks.runtime import checkpoint, distributed, faults
 from transferbench.benchmarks.runtime.device import autocast, is_oom, sync
+from transferbench.benchmarks.training.budget import OPTIMIZERS, Budget
 from transferbench.errors import UserError
-
-OPTIMIZERS = ("adamw", "adam", "sgd")
-
-
-@dataclass
-class Budget:
-    """What every strategy of a comparison shares."""
-
-    epochs: int = 5
-    batch_size: int = 32
-    optimizer: str = "adamw"
-    warmup_fraction: float = 0.1  # linear warm-up over this share of steps, then cosine to zero
-    label_smoothing: float = 0.0
-    grad_clip: float | None = 5.0
-    # Optimizer steps every run gets at least, by adding epochs: with 5 labels per class, 3 epochs
-    # are 3 steps, and "fine-tuning loses to a probe" would be a verdict on the budget, not the method.
-    min_steps: int = 100
-
-    def epochs_for(self, steps_per_epoch: int) -> int:
-        """Epochs that run: ``epochs``, or more where that many epochs are under ``min_steps``."""
-        return max(self.epochs, -(-self.min_steps // max(1, steps_per_epoch)))
-
-    def steps_per_epoch(self, num_examples: int) -> int:
-        """Full batches per epoch (the last partial batch is dropped), at least one."""
-        return max(1, num_examples // self.batch_size)
-
-    def total_steps(self, num_examples: int) -> int:
-        steps_per_epoch = self.steps_per_epoch(num_examples)
-        return steps_per_epoch * self.epochs_for(steps_per_epoch)
-
-    def validation_epochs(self, steps_per_epoch: int) -> list[int]:
-        """The (0-based) epochs after which a run validates and checkpoints: ``epochs`` of them,
-        evenly spaced and ending with the last, however many epochs ``min_steps`` adds."""
-        run = self.epochs_for(steps_per_epoch)
-        return sorted({round((i + 1) * run / self.epochs) - 1 for i in range(self.epochs)})
 
 
 @dataclass

@@ -1,0 +1,92 @@
+"""What a run is asked to be: :class:`RunSpec`.
+
+A spec holds only what every run has: the task, adapter and strategy by name, the seed, the data
+and its budget, the shared training budget, the head and weights, the device, and ``options``, the
+values given to options that its components declare (a strategy's ``lora_rank``, a domain's
+``image_size``, an adapter's ``max_length``, a task's ``test_fold``). Which component takes which
+option is the resolver's to say (``plan.resolve``), once per cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferbench.adapters.base import HEADS
+from transferbench.benchmarks.training.budget import Budget
+from transferbench.options import Option, declared, option
+
+AMP = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one run. Defaults are the published recipe."""
+
+    task: str
+    adapter: str
+    strategy: str
+    seed: int = option(0, "the training seed", low=0)
+    data_dir: str | None = option(None, "a local copy of the task's data instead of the hub", identity=False)
+    budget: Budget = field(default_factory=Budget)
+    head: str = option(
+        "linear", "the classification head: linear, or mlp = Dense(256, relu) -> Dense(N)", choices=HEADS
+    )
+    weights: str | None = option(None, "a local pretrained weights file (.safetensors or .pth state dict)")
+    max_train_examples: int | None = option(None, "use at most N training examples (class-balanced)", low=1)
+    per_class: bool = option(False, "--max-train-examples / --train-examples count examples per class")
+    data_protocol: str | None = None  # a named train/val selection (tasks/protocols.py), e.g. vtab-1k
+    val_fraction: float = option(
+        0.1, "share of train held out (stratified) for validation", low=0, low_open=True, high=1
+    )
+    split_seed: int = option(0, "seed of the validation split and subsamples (fixed across training seeds)", low=0)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", identity=False)
+    amp: str = option("auto", "mixed precision (auto: bf16 on GPUs that have it)", choices=AMP)
+    channels_last: bool = option(False, "vision: channels-last memory format")
+    compile: bool = option(False, "torch.compile the model")
+    sync_bn: bool = option(False, "under torchrun on CUDA: BatchNorm statistics over the global batch")
+    target_accuracy: float | None = option(None, "validation accuracy for time-to-accuracy", low=0, high=1)
+    pipeline_efficiency: bool | None = option(
+        None, "also time synthetic-input steps: real/synthetic throughput", default_text="on for CUDA, off on CPU"
+    )
+    options: Mapping[str, Any] = field(default_factory=dict)  # component options given (plan.resolve routes them)
+
+    def public(self) -> dict[str, Any]:
+        """The run as it was asked for, every default resolved (``--show-config`` prints the same),
+        with local paths as their names: published records never carry a machine's absolute paths."""
+        fields = asdict(self)
+        fields["options"] = dict(self.options)
+        for holder, key in ((fields, "data_dir"), (fields, "weights"), (fields["options"], "model_path")):
+            value = holder.get(key)
+            if value and Path(value).is_absolute():
+                holder[key] = Path(value).name
+        return fields
+
+    @classmethod
+    def create(cls, task: str, adapter: str, strategy: str, **values: Any) -> RunSpec:
+        """A spec from keyword values, the run's own fields and component options alike
+        (``RunSpec.create("digits", "resnet18", "lora", seed=1, lora_rank=4, image_size=32)``)."""
+        core = {f.name for f in dataclasses.fields(cls)}
+        options = {k: v for k, v in values.items() if k not in core}
+        return cls(task, adapter, strategy, **{k: v for k, v in values.items() if k in core}, options=options)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        """A spec from ``public()`` (or a record's ``run_spec``). Records written before options had
+        their own mapping hold them flat; those keys move into ``options``."""
+        core = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in core and k not in ("budget", "options")}
+        legacy = {k: v for k, v in data.items() if k not in core and v is not None and v is not False}
+        options = {**legacy, **data.get("options", {})}
+        return cls(**kwargs, budget=Budget(**data.get("budget", {})), options=options)
+
+
+def core_options() -> dict[str, tuple[Option, str]]:
+    """The options every run has, by name, with where they live: ``run`` (the spec) or ``budget``."""
+    return {
+        **{o.name: (o, "run") for o in declared(RunSpec)},
+        **{o.name: (o, "budget") for o in declared(Budget)},
+    }
