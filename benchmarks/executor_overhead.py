@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.results import provenance
-from transferbench.benchmarks.results.store import read_records, write_atomic
+from transferbench.benchmarks.results import provenance, read_records, write_atomic
 
 MEASURED = ("metrics", "val_accuracy_per_epoch", "steps")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from transferbench.benchmarks.results.store import append_record, provenance
+from transferbench.benchmarks.results import append_record, provenance
 
 
 def run_timm_benchmark(script: Path, amp_dtype: str, argv: list[str]) -> dict:

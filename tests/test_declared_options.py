@@ -15,7 +15,7 @@ from transferbench.benchmarks.cli.parser import build_parser
 from transferbench.benchmarks.cli.run import specs_from_args
 from transferbench.benchmarks.execution import matrix
 from transferbench.benchmarks.plan.suites import read_matrix
-from transferbench.benchmarks.results.store import read_records
+from transferbench.benchmarks.results import read_records
 from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.options import shown
 

@@ -16,7 +16,7 @@ from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.execution import executors
 from transferbench.benchmarks.execution.matrix import ExecutorOptions, finished_ids, run_all
 from transferbench.benchmarks.execution.ray_executor import MISSING, RayExecutor
-from transferbench.benchmarks.results.store import STATUSES, read_records, validate_record, write_table
+from transferbench.benchmarks.results import STATUSES, read_records, validate_record, write_table
 from transferbench.errors import UserError
 from transferbench.tasks import register_task_file
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.results.store import read_records
+from transferbench.benchmarks.results import read_records
 
 HERE = Path(__file__).resolve().parent
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import shared
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.results.store import read_records
+from transferbench.benchmarks.results import read_records
 
 
 @pytest.mark.slow

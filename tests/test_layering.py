@@ -76,3 +76,40 @@ def test_loading_tasks_imports_no_model_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_modules_and_functions_stay_small():
+    """No module of the package over 450 lines, no function over 60: a file that grows past these
+    holds more than one concern, and is split along them."""
+    long_modules, long_functions = [], []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 450:
+            long_modules.append(f"{_module_name(path)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60:
+                long_functions.append(f"{_module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert long_modules == [] and long_functions == []
+
+
+def test_a_pipeline_without_collate_does_not_instantiate():
+    import numpy as np
+    import pytest
+    import torch
+
+    from transferbench.tasks.pipeline import Pipeline
+
+    class NoCollate(Pipeline):
+        pass
+
+    with pytest.raises(TypeError, match="collate"):
+        NoCollate(np.zeros(2, dtype=np.int64), device=torch.device("cpu"))
+
+
+def test_an_unarmed_fault_hook_is_nothing_and_an_armed_one_only_its_point(monkeypatch):
+    from transferbench.benchmarks.runtime import faults
+
+    monkeypatch.delenv("TRANSFERBENCH_FAULT", raising=False)
+    assert faults.hook("train-step") is faults._nothing  # read once; nothing per step
+    monkeypatch.setenv("TRANSFERBENCH_FAULT", "train-step:3")
+    assert faults.hook("train-step") is not faults._nothing and faults.hook("eval") is faults._nothing

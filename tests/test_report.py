@@ -6,13 +6,8 @@ import json
 import pytest
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.reporting.report import (
-    aggregate,
-    load_results,
-    report,
-    validate_record,
-    welch_interval,
-)
+from transferbench.benchmarks.reporting import load_results, report
+from transferbench.benchmarks.results import aggregate, validate_record, welch_interval
 from transferbench.errors import UserError
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.results.store import read_records
+from transferbench.benchmarks.results import read_records
 
 
 @pytest.mark.slow  # a real SIGKILL of a CLI subprocess: its start costs most of a minute

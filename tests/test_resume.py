@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from transferbench.benchmarks.execution.matrix import run_all
 from transferbench.benchmarks.execution.matrix import run_one as execute
 from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.runtime import faults
@@ -57,14 +58,14 @@ def test_resumed_run_matches_uninterrupted_run_exactly(strategy, digits, tmp_pat
         execute(_spec(strategy), digits, out_dir=tmp_path / "b", progress=False)
     assert list((tmp_path / "b" / "checkpoints").glob("*.pt"))
     monkeypatch.delenv("TRANSFERBENCH_FAULT")
-    resumed = execute(_spec(strategy), digits, out_dir=tmp_path / "b", progress=False)
+    (resumed,) = run_all([_spec(strategy)], out_dir=tmp_path / "b", progress=False, log=lambda _: None)
 
     assert resumed["details"]["resumed_from_epoch"] == 2
     assert resumed["metrics"]["accuracy"] == reference["metrics"]["accuracy"]
     assert resumed["metrics"]["macro_f1"] == reference["metrics"]["macro_f1"]
     assert resumed["val_accuracy_per_epoch"] == reference["val_accuracy_per_epoch"]
     assert resumed["run_id"] == reference["run_id"]
-    assert not list((tmp_path / "b" / "checkpoints").glob("*.pt"))  # cleaned up once recorded
+    assert not list((tmp_path / "b" / "checkpoints").glob("*.pt"))  # cleaned up once the driver appended it
 
 
 def _records(path: Path) -> list[dict]:

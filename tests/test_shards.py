@@ -17,8 +17,8 @@ from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.cli.run import parse_shard
 from transferbench.benchmarks.execution.matrix import Shard, finished_ids, run_all
 from transferbench.benchmarks.plan.spec import RunSpec
-from transferbench.benchmarks.reporting.report import load_results, report
-from transferbench.benchmarks.results.store import read_records, results_files, shard_file, write_table
+from transferbench.benchmarks.reporting import load_results, report
+from transferbench.benchmarks.results import read_records, results_files, shard_file, write_table
 from transferbench.errors import UserError
 
 QUIET = {"progress": False, "log": lambda _: None}

@@ -9,8 +9,8 @@ import pytest
 from test_report import rec, write
 
 from transferbench.benchmarks.cli import main
-from transferbench.benchmarks.reporting.report import cross_task, report, write_index
-from transferbench.benchmarks.results.store import aggregate, read_records, table
+from transferbench.benchmarks.reporting import cross_task, report, write_index
+from transferbench.benchmarks.results import aggregate, read_records, table
 from transferbench.errors import UserError
 from transferbench.tasks.protocols import PROTOCOLS
 

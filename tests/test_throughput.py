@@ -7,7 +7,7 @@ from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.execution import throughput
 from transferbench.benchmarks.execution.throughput import BenchConfig, bench, compare_bare, compare_merged
-from transferbench.benchmarks.results.store import read_records
+from transferbench.benchmarks.results import read_records
 from transferbench.errors import UserError
 
 NEURAL = [n for n in ADAPTERS.names() if not ADAPTERS.get(n).classical]

@@ -220,6 +220,20 @@ def by_name(options: Iterable[Option]) -> dict[str, Option]:
     return out
 
 
+def refusal(check: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """An ``Option.validator`` from a function that raises a UserError for a bad value (a parser that
+    already says what is wrong, in its own words)."""
+
+    def validator(value: Any) -> str | None:
+        try:
+            check(value)
+        except UserError as exc:
+            return str(exc)
+        return None
+
+    return validator
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``0,1,2`` or a range ``0-4``."""
     match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)

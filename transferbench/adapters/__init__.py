@@ -5,6 +5,7 @@ from transferbench.adapters import (  # noqa: F401
     audio,
     classical,
     hf_family,
+    speech,
     text,
     timm_family,
     torchvision_family,

@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from transferbench.adapters.audio import SpectrogramTransformerAdapter, SpeechEncoderAdapter
 from transferbench.adapters.base import ADAPTERS, Adapter
 from transferbench.adapters.families import FamilySpec, file_revision, transformers_revision
 from transferbench.adapters.hf import MODEL_PATH, TRUST_REMOTE_CODE, local_folder
 from transferbench.adapters.peft_targets import TRANSFORMER_LAYERS
+from transferbench.adapters.speech import SpectrogramTransformerAdapter, SpeechEncoderAdapter
 from transferbench.adapters.text import TEXT_OPTIONS, TextEncoderAdapter
 from transferbench.errors import UserError
 

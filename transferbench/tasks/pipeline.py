@@ -4,6 +4,7 @@ indices becomes a batch (``collate``); text also overrides the ordering (length 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +14,11 @@ import torch
 from transferbench.inputs import Batch
 
 
-class Pipeline:
+class Pipeline(ABC):
     """Batches of one decoded split on ``device``. ``train`` pipelines augment; ``unaugmented()``
-    is the same data without augmentation (feature caching, BatchNorm statistics)."""
+    is the same data without augmentation (feature caching, BatchNorm statistics). A domain's
+    pipeline must say how examples become a batch (``collate``): a subclass without it does not
+    instantiate."""
 
     def __init__(self, labels: np.ndarray, *, device: torch.device, train: bool = False) -> None:
         self.labels = torch.as_tensor(labels, device=device)
@@ -29,9 +32,9 @@ class Pipeline:
         view.__dict__.update(self.__dict__, train=False)
         return view
 
+    @abstractmethod
     def collate(self, idx: torch.Tensor, gen: torch.Generator | None) -> Batch:
         """The batch of examples ``idx``; ``gen`` is set when the batch may be augmented."""
-        raise NotImplementedError
 
     def groups(
         self, batch_size: int, *, shuffle: bool, gen: torch.Generator | None, drop_last: bool

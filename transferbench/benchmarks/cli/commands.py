@@ -14,9 +14,8 @@ from transferbench.benchmarks.cli.parser import LISTABLE
 from transferbench.benchmarks.execution.throughput import BenchConfig, bench, compare_bare, compare_merged
 from transferbench.benchmarks.plan.catalog import catalog
 from transferbench.benchmarks.plan.suites import SUITES
-from transferbench.benchmarks.reporting.report import report, write_index
-from transferbench.benchmarks.results import provenance
-from transferbench.benchmarks.results.store import append_record, prepare_out_dir
+from transferbench.benchmarks.reporting import report, write_index
+from transferbench.benchmarks.results import append_record, prepare_out_dir, provenance
 from transferbench.benchmarks.strategies import KIND_RECIPES, STRATEGIES
 from transferbench.errors import UserError
 from transferbench.options import shown

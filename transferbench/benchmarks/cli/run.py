@@ -22,8 +22,7 @@ from transferbench.benchmarks.execution.matrix import Shard, run_all
 from transferbench.benchmarks.plan.catalog import Declared, catalog
 from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.plan.suites import SUITES, Suite, read_matrix
-from transferbench.benchmarks.results import provenance
-from transferbench.benchmarks.results.store import FAILED, RESULTS_FILE, prepare_out_dir, write_table
+from transferbench.benchmarks.results import FAILED, RESULTS_FILE, prepare_out_dir, provenance, write_table
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.training.budget import Budget

@@ -22,13 +22,13 @@ from transferbench.benchmarks.execution.records import failed_record, summary_li
 from transferbench.benchmarks.execution.runner import checkpoint_file, execute
 from transferbench.benchmarks.plan.resolve import Plan, bind, resolve
 from transferbench.benchmarks.plan.spec import RunSpec
-from transferbench.benchmarks.results import provenance
-from transferbench.benchmarks.results.store import (
+from transferbench.benchmarks.results import (
     RESULTS_FILE,
     SETTLED,
     append_or_keep,
     check_results_file,
     flush_pending,
+    provenance,
     read_records,
     shard_file,
 )

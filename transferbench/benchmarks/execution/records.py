@@ -14,8 +14,7 @@ from transferbench.adapters.families import weights_revision
 from transferbench.benchmarks.plan.local_paths import public_location
 from transferbench.benchmarks.plan.resolve import ResolvedRun
 from transferbench.benchmarks.plan.splits import protocol_record
-from transferbench.benchmarks.results import provenance
-from transferbench.benchmarks.results.store import FAILED
+from transferbench.benchmarks.results import FAILED, provenance
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.training.loop import TrainOutcome
 from transferbench.benchmarks.training.metrics import compute_metrics

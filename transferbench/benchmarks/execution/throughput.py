@@ -212,12 +212,7 @@ def bench(cfg: BenchConfig) -> dict[str, Any]:
         figures.update(batch_size=batch_size, oom_halvings=halvings, status="ok")
         figures["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
         record["results"][mode] = figures
-    record.update(
-        versions=provenance.versions(),
-        git_commit=provenance.git_commit(),
-        hardware=provenance.device_info(str(device)),
-        finished_at=provenance.now_utc(),
-    )
+    record.update(git_commit=provenance.git_commit(), **provenance.stamp(str(device)))
     record["excluded"] = f"{cfg.warmup} warm-up steps per mode; data loading (synthetic inputs on device)"
     return record
 
@@ -276,9 +271,7 @@ def compare_bare(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
         "ours": ours_s,
         "bare": bare_s,
         "ratio": ours_s["samples_per_s"] / bare_s["samples_per_s"],
-        "versions": provenance.versions(),
-        "hardware": provenance.device_info(str(device)),
-        "finished_at": provenance.now_utc(),
+        **provenance.stamp(str(device)),
     }
 
 
@@ -314,7 +307,5 @@ def compare_merged(cfg: BenchConfig, rounds: int = 5) -> dict[str, Any]:
         "unmerged": unmerged,
         "merged": merged,
         "ratio": merged["samples_per_s"] / unmerged["samples_per_s"],
-        "versions": provenance.versions(),
-        "hardware": provenance.device_info(str(device)),
-        "finished_at": provenance.now_utc(),
+        **provenance.stamp(str(device)),
     }

@@ -97,3 +97,8 @@ def device_info(device: str) -> dict[str, Any]:
 
 def now_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def stamp(device: str) -> dict[str, Any]:
+    """What every measured record ends with: versions, the hardware it ran on, when it finished."""
+    return {"versions": versions(), "hardware": device_info(device), "finished_at": now_utc()}

@@ -24,16 +24,8 @@ from transferbench.adapters.base import BN_POLICIES, FreezePolicy
 from transferbench.benchmarks.training.budget import Budget
 from transferbench.benchmarks.training.loop import FitRun, TrainOutcome, train
 from transferbench.errors import UserError
-from transferbench.options import Option, declared, option
+from transferbench.options import Option, declared, option, refusal
 from transferbench.registry import Registry
-
-
-def _freeze_problem(value: str) -> str | None:
-    try:
-        FreezePolicy.parse(value)
-    except UserError as exc:
-        return str(exc)
-    return None
 
 
 @dataclass(frozen=True)
@@ -46,7 +38,9 @@ class Strategy:
     name: str
     description: str
     pretrained: bool
-    freeze: str = option(help="what trains: none, backbone (head only) or last-K blocks", validator=_freeze_problem)
+    freeze: str = option(
+        help="what trains: none, backbone (head only) or last-K blocks", validator=refusal(FreezePolicy.parse)
+    )
     bn_policy: str = option(
         help="BatchNorm statistics: update in training, or keep the backbone's", choices=BN_POLICIES
     )

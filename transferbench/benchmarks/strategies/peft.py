@@ -10,19 +10,16 @@ from transferbench.adapters.base import inserted_parameters
 from transferbench.benchmarks.strategies import peft_layers
 from transferbench.benchmarks.strategies.base import PretrainedStrategy, head_names
 from transferbench.benchmarks.training.loop import FitRun, TrainOutcome
-from transferbench.errors import UserError
-from transferbench.options import option
+from transferbench.options import option, refusal
 
 
-def _targets_problem(text: str) -> str | None:
-    """Why a ``target_modules``/``feedforward_modules`` value cannot name layers (None: it can)."""
-    if text == peft_layers.AUTO or not text.strip():
-        return None
-    try:
+def _parse_targets(text: str) -> None:
+    """A ``target_modules``/``feedforward_modules`` value names layers (``auto`` and empty pass)."""
+    if text != peft_layers.AUTO and text.strip():
         peft_layers.parse_targets(text)
-    except UserError as exc:
-        return str(exc)
-    return None
+
+
+_targets_problem = refusal(_parse_targets)
 
 
 @dataclass(frozen=True)

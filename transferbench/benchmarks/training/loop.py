@@ -219,6 +219,7 @@ class _Loop:
         self.micro_batch = distributed.local_batch_size(run.budget.batch_size)  # this rank's share
         self.replica = distributed.Replica(run.model, run.device)
         self.first_epoch, self.earlier_s, self.eval_s = 0, 0.0, 0.0
+        self.step_fault, self.eval_fault = faults.hook("train-step"), faults.hook("eval")  # no-ops unless armed
         self.start = 0.0
 
     def elapsed(self) -> float:
@@ -306,7 +307,7 @@ class _Loop:
         if precise_bn:  # part of the training cost, so timed as training
             recalibrate_batchnorm(run.model, run.train_pipe.unaugmented(), run.budget.batch_size)
         eval_start = time.perf_counter()
-        faults.kill_if_armed("eval")
+        self.eval_fault()
         outcome.val_accuracy.append(_accuracy(run.model, run.val_pipe, run.budget.batch_size * 2, run.device, run.amp))
         self.eval_s += time.perf_counter() - eval_start
         reached = run.target is not None and outcome.val_accuracy[-1] >= run.target
@@ -324,7 +325,7 @@ class _Loop:
         model = self.replica.module()  # after on_epoch: the trainable set is this epoch's
         epoch_timer = None
         for batch in run.train_pipe.batches(run.budget.batch_size, shuffle=True, gen=self.gen, drop_last=True):
-            faults.kill_if_armed("train-step")
+            self.step_fault()
             if epoch_timer is None and outcome.steps >= self.warmup_excluded:
                 sync(run.device)
                 epoch_timer = time.perf_counter()

@@ -1,0 +1,156 @@
+"""Rows of results: one per task x adapter x strategy x data budget over seeds (the latest record of
+each seed), with the gain over the from-scratch baselines of the same task and budget. A baseline
+is any row that did not start from pretrained weights (``pretrained`` is False): the one predicate
+the tables, the report and the summary use."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from transferbench.benchmarks.results.schema import FINISHED, is_number
+
+
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
+    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
+    that two seeds cannot give)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import t  # lazy: scipy is slow to import and only needed here
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return None
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t.ppf(0.5 + level / 2, df) * se
+    return diff - half, diff + half
+
+
+def latest_per_seed(records: list[dict]) -> list[dict]:
+    """One record per task x adapter x strategy x data budget x seed: a rerun of the same seed
+    (e.g. after a code change altered the run identity) supersedes the earlier one, so a seed is
+    never counted twice in a mean."""
+    latest: dict[tuple, dict] = {}
+    for r in records:
+        key = (
+            r["task"],
+            r["adapter"],
+            r["strategy"],
+            r["train_examples"],
+            protocol_of(r),
+            r["seed"],
+            r.get("config", {}).get("test_fold"),
+        )
+        if key not in latest or r["finished_at"] >= latest[key]["finished_at"]:
+            latest[key] = r
+    return list(latest.values())
+
+
+def protocol_of(record: dict) -> str | None:
+    """The named data protocol a run used (``--train-examples vtab-1k``), or None."""
+    return (record.get("config") or {}).get("data_protocol")
+
+
+# run-identity keys that size a run's inputs, and how a table shows them
+INPUT_SIZES = (("image_size", "{} px"), ("max_length", "{} tokens"), ("duration_s", "{:g} s clips"))
+
+
+def input_size(record: dict) -> str:
+    """The run's input size as the budget columns show it (image side, token length, clip length):
+    from the run identity, else the model's native preprocessing (records before it was recorded)."""
+    for source in (record.get("config") or {}, record.get("preprocessing") or {}):
+        for key, shown in (*INPUT_SIZES, ("input_size", "{} px")):
+            if source.get(key) is not None:
+                return shown.format(source[key])
+    return "—"
+
+
+def epochs_run(record: dict) -> int:
+    """Epochs the run trained: ``--epochs``, or more where ``--min-steps`` added some."""
+    return (record.get("details") or {}).get("epochs_run") or record["epochs"]
+
+
+def mean_of_present(values: Iterable[Any]) -> float | None:
+    """Mean of the values that were measured: None and NaN are missing, never counted as 0."""
+    present = [v for v in values if is_number(v) and math.isfinite(v)]
+    return statistics.fmean(present) if present else None
+
+
+def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
+    domain, task, adapter, strategy, n_train, protocol = key
+    acc = [r["metrics"]["accuracy"] for r in runs]
+    pipeline = [(r.get("details") or {}).get("pipeline_efficiency", {}).get("ratio") for r in runs]
+    return {
+        "domain": domain,
+        "task": task,
+        "adapter": adapter,
+        "strategy": strategy,
+        "train_examples": n_train,
+        "data_protocol": protocol,
+        # the budget every row shows: what a comparison holds fixed
+        "epochs": sorted({epochs_run(r) for r in runs}),
+        "steps": sorted({r["steps"] for r in runs if is_number(r.get("steps"))}),
+        "input_size": input_size(runs[0]),
+        # fitted in one pass (probe, classical model): epochs and steps do not apply
+        "closed_form": all(str(r["throughput"].get("excluded", "")).startswith("closed-form") for r in runs),
+        "pretrained": runs[0]["pretrained"],
+        "n_seeds": len(runs),
+        "accuracies": acc,
+        "accuracy_mean": statistics.fmean(acc),
+        "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+        "macro_f1_mean": statistics.fmean(r["metrics"]["macro_f1"] for r in runs),
+        "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
+        "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
+        "train_samples_per_s": mean_of_present(r["throughput"].get("train_samples_per_s") for r in runs),
+        "pipeline_efficiency": mean_of_present(pipeline),
+        "time_to_target_s": mean_of_present(r["time"].get("time_to_target_s") for r in runs),
+        "target_accuracy": runs[0]["time"].get("target_accuracy"),
+        "trainable_params": runs[0]["params"]["trainable"],
+        "total_params": runs[0]["params"]["total"],
+        "val_curves": [r["val_accuracy_per_epoch"] for r in runs],
+        "chance": max((r["metrics"].get("majority_class_accuracy") or 0) for r in runs),
+    }
+
+
+def aggregate(records: list[dict]) -> list[dict[str, Any]]:
+    """One row per task x adapter x strategy x train_examples over seeds (the latest record of each
+    seed; failed runs are left out), with the gain over the scratch row of the same task, adapter
+    and data budget (95% Welch interval across seeds)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in latest_per_seed(records):
+        if r["status"] in FINISHED:
+            key = (r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"], protocol_of(r))
+            groups[key].append(r)
+    rows = [_row(key, runs) for key, runs in sorted(groups.items(), key=lambda kv: (*kv[0][:5], kv[0][5] or ""))]
+    scratch = [r for r in rows if not r["pretrained"]]  # the baselines: every row not from pretrained weights
+    for row in rows:
+        budget = (row["task"], row["train_examples"], row["data_protocol"])
+        same = [b for b in scratch if (b["task"], b["train_examples"], b["data_protocol"]) == budget]
+        own = next((b for b in same if b["adapter"] == row["adapter"]), None)
+        best = max(same, key=lambda b: b["accuracy_mean"], default=None)
+        _set_gain(row, own, "gain")
+        _set_gain(row, best, "gain_best")
+        row["best_scratch"] = None if best is None else best["adapter"]
+    return rows
+
+
+def _set_gain(row: dict, base: dict | None, name: str) -> None:
+    """``row[name + "_pts"]``: accuracy over ``base`` in points, with a 95% Welch interval across seeds
+    in ``row[name + "_ci_pts"]`` (None without a base, for the base itself, or under 2 seeds a side)."""
+    row[f"{name}_pts"] = row[f"{name}_ci_pts"] = None
+    if base is None or base is row:
+        return
+    row[f"{name}_pts"] = 100 * (row["accuracy_mean"] - base["accuracy_mean"])
+    ci = welch_interval(row["accuracies"], base["accuracies"])
+    row[f"{name}_ci_pts"] = None if ci is None else (100 * ci[0], 100 * ci[1])
+
+
+def failed_runs(records: list[dict]) -> list[dict]:
+    """The latest record of each cell and seed whose status is not one of FINISHED."""
+    return [r for r in latest_per_seed(records) if r["status"] not in FINISHED]

@@ -1,0 +1,204 @@
+"""Markdown: the one table of aggregated rows and the sections both results.md and report.md are
+built from, and ``write_table``, which rewrites a folder's results.md from its records."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from transferbench.benchmarks.results.aggregate import aggregate, failed_runs
+from transferbench.benchmarks.results.store import TABLE_FILE, read_results, write_atomic
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f}" if s < 10 else f"{s:.0f}"
+
+
+def _fmt_gain(row: dict, name: str = "gain") -> str:
+    gain, ci = row[f"{name}_pts"], row[f"{name}_ci_pts"]
+    if gain is None:
+        return "—"
+    shown = f"{gain:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else f"{gain:+.1f}"
+    if name == "gain_best":  # the own-scratch column already says when there is no interval
+        return f"{shown} vs {row['best_scratch']}"
+    if ci:
+        return shown
+    return f"{shown} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
+
+
+def _span(values: list[int]) -> str:
+    """One budget value, or the range when seeds differ (e.g. steps after an OOM retry)."""
+    if not values:
+        return "—"
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def data_budget(row: dict) -> str:
+    """The training-set size a row shows: N, or N with the protocol that chose them."""
+    n = str(row["train_examples"])
+    return f"{n} ({row['data_protocol']})" if row.get("data_protocol") else n
+
+
+def trainable_share(row: dict) -> str:
+    share = 100 * row["trainable_params"] / row["total_params"] if row["total_params"] else 0.0
+    return f"{share:.2g}%" if share < 10 else f"{share:.0f}%"
+
+
+def _cells(r: dict, show_pipeline: bool) -> list[str]:
+    flag = f" ⚠ near chance ({r['near_chance_runs']}/{r['n_seeds']} seeds)" if r["near_chance_runs"] else ""
+    tta = ("—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s") + (
+        f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else ""
+    )
+    pipeline = "—" if r["pipeline_efficiency"] is None else f"{r['pipeline_efficiency']:.2f}"
+    return [
+        r["task"],
+        r["adapter"],
+        r["strategy"],
+        data_budget(r),
+        "—" if r["closed_form"] else _span(r["epochs"]),
+        "closed form" if r["closed_form"] else _span(r["steps"]),
+        r["input_size"],
+        f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} (n={r['n_seeds']}){flag}",
+        f"{r['macro_f1_mean']:.3f}",
+        _fmt_gain(r),
+        _fmt_gain(r, "gain_best"),
+        _seconds(r["train_s_mean"]),
+        "—" if r["train_samples_per_s"] is None else f"{r['train_samples_per_s']:.0f}",
+        *([pipeline] if show_pipeline else []),
+        tta,
+        f"{_millions(r['trainable_params'])} / {_millions(r['total_params'])}",
+        trainable_share(r),
+    ]
+
+
+def table(rows: list[dict]) -> str:
+    """THE Markdown table of aggregated rows (``aggregate``): results.md and report.md both use it.
+    A value that was not measured (samples/s, pipeline efficiency, time to target) shows as —.
+    The pipeline-efficiency column appears only where it was measured (on by default on CUDA)."""
+    show_pipeline = any(r["pipeline_efficiency"] is not None for r in rows)
+    columns = [
+        ("task", "---"),
+        ("adapter", "---"),
+        ("strategy", "---"),
+        ("train ex.", "---:"),
+        ("epochs", "---:"),
+        ("steps", "---:"),
+        ("input", "---:"),
+        ("accuracy (mean ± std, n)", "---"),
+        ("macro-F1", "---:"),
+        ("gain vs scratch, pts [95% CI]", "---"),
+        ("gain vs best scratch, pts", "---"),
+        ("train s", "---:"),
+        ("train samples/s", "---:"),
+        *([("pipeline eff.", "---:")] if show_pipeline else []),
+        ("time to target", "---:"),
+        ("trainable / total params", "---:"),
+        ("trainable share", "---:"),
+    ]
+    lines = [[name for name, _ in columns], [align for _, align in columns]]
+    lines += [_cells(r, show_pipeline) for r in rows]
+    return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
+
+
+# a local path: absolute (POSIX, ~, Windows, UNC), ./ or ../ relative, or one word holding a separator
+_LOCAL_PATH = re.compile(r"(/|~|\.\.?([/\\]|$)|[A-Za-z]:[/\\]|\\\\)|\S*[/\\]\S*$")
+
+
+def public_source(record: dict) -> str:
+    """``data_source`` as a published report shows it: a hub source (``hf://...``) or a built-in
+    description as it is; a local folder by its name and the data's content fingerprint
+    (``config.data_fingerprint``), never the path on the machine that ran it."""
+    source = str(record.get("data_source") or "?")
+    if "://" in source or not _LOCAL_PATH.match(source):
+        return source
+    name = re.split(r"[/\\]", source.rstrip("/\\"))[-1]
+    shown = "a local folder" if name in ("", ".", "..", "~") else f"local folder {name!r}"
+    fingerprint = (record.get("config") or {}).get("data_fingerprint")
+    return shown + (f", data fingerprint {fingerprint}" if fingerprint else "")
+
+
+def task_sections(rows: list[dict], records: list[dict]) -> list[str]:
+    """Per task: heading, test split and data sources, and ``table`` of its rows."""
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        task_rows = [r for r in rows if r["task"] == task]
+        task_records = [r for r in records if r["task"] == task]
+        sources = "; ".join(sorted({public_source(r) for r in task_records}))
+        out += [
+            f"## {task} ({task_rows[0]['domain']})",
+            "",
+            f"Test split: {task_records[0].get('test_split', '?')} ({task_records[0]['test_examples']} examples); "
+            f"data: {sources}.",
+            "",
+            table(task_rows),
+        ]
+    return out
+
+
+def failed_section(records: list[dict]) -> list[str]:
+    failed = failed_runs(records)
+    if not failed:
+        return []
+    return [
+        "## Runs that did not finish",
+        "",
+        *(
+            f"- {r['task']}/{r['adapter']}/{r['strategy']}/{r['train_examples']} examples/seed {r['seed']}: "
+            f"**{r['status']}** {r.get('status_detail') or ''}".rstrip()
+            for r in failed
+        ),
+        "",
+    ]
+
+
+def skipped_section(skipped: list[str]) -> list[str]:
+    """Skipped lines, each named by folder/file:line (``Skipped.public``), never the full path."""
+    if not skipped:
+        return []
+    return [f"## Skipped lines ({len(skipped)})", "", *(f"- {getattr(s, 'public', s)}" for s in skipped), ""]
+
+
+def provenance_lines(records: list[dict[str, Any]]) -> str:
+    """Where the numbers came from: versions, commits, devices, dates across the records."""
+    if not records:
+        return ""
+    commits = sorted({r.get("git_commit", "unknown") for r in records})
+    devices = sorted(
+        {(r.get("hardware") or {}).get("gpu") or (r.get("hardware") or {}).get("cpu", "?") for r in records}
+    )
+    dates = sorted(r.get("finished_at", "") for r in records)
+    version_sets = [json.loads(v) for v in sorted({json.dumps(r.get("versions"), sort_keys=True) for r in records})]
+    return (
+        f"- runs: {len(records)}; finished {dates[0]} … {dates[-1]}\n"
+        f"- git commit: {', '.join(commits)}\n"
+        f"- devices: {', '.join(map(str, devices))}\n"
+        + "".join(f"- versions: {', '.join(f'{k} {v}' for k, v in sorted(vs.items()))}\n" for vs in version_sets)
+        + "- every record in results.jsonl carries its full config and config_hash\n"
+    )
+
+
+def document(title: str, rows: list[dict], records: list[dict], skipped: list[str], extra: Iterable[str] = ()) -> str:
+    """A results document: per-task tables, ``extra`` sections, failed runs, skipped lines, provenance."""
+    out = [f"# {title}", ""]
+    out += task_sections(rows, records) or ["No finished runs.", ""]
+    out += [*extra, *failed_section(records), *skipped_section(skipped)]
+    out += ["## Provenance", "", provenance_lines(records)]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def write_table(out_dir: str | Path) -> str:
+    """Rewrite ``out_dir/results.md`` from the folder's run files, results.jsonl and any shard files
+    as one set (read leniently); returns its text. Shards finishing at once each rewrite it whole
+    (temp + rename), so it is never torn and the last one to finish sees every shard's records."""
+    out_dir = Path(out_dir)
+    loaded = read_results(out_dir)
+    text = document("transferbench results", aggregate(loaded.records), loaded.records, loaded.skipped)
+    write_atomic(out_dir / TABLE_FILE, text)
+    return text

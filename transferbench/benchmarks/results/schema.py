@@ -1,0 +1,106 @@
+"""The record schema: what a transferbench run record holds, and the statuses a run can end in.
+``validate_record`` is what the one reader (``store.read_results``) applies to every line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FINISHED = ("ok", "near-chance")  # runs with metrics; any other status is a failed run, everywhere
+# what --resume counts as done: outcomes the recipe itself decides, which a rerun of the same identity
+# repeats (a divergence is deterministic). It reruns "oom" (it depends on the device and on what else
+# holds its memory) and "failed" (the cell raised, or its worker process died every time it was tried).
+SETTLED = (*FINISHED, "diverged")
+STATUSES = (*SETTLED, "oom", "failed")
+FAILED = "failed"
+NUMBER = (int, float)
+# field -> (type(s), required for every status?) ; nested dicts are checked by their own rows. A
+# "failed" record has the identity fields but none of the measurements (required=False).
+SCHEMA: dict[str, tuple[Any, bool]] = {
+    "run_id": (str, True),
+    "status": (str, True),
+    "task": (str, True),
+    "domain": (str, True),
+    "adapter": (str, True),
+    "strategy": (str, True),
+    "pretrained": (bool, True),
+    "seed": (int, True),
+    "epochs": (int, True),
+    "train_examples": (int, True),
+    "test_examples": (int, True),
+    "metrics": (dict, False),
+    "val_accuracy_per_epoch": (list, False),
+    "time": (dict, False),
+    "throughput": (dict, False),
+    "params": (dict, False),
+    "config": (dict, True),
+    "versions": (dict, True),
+    "git_commit": (str, True),
+    "hardware": (dict, True),
+    "finished_at": (str, True),
+}
+NESTED: dict[str, dict[str, Any]] = {
+    "time": {"train_s": NUMBER, "eval_s": NUMBER},
+    "params": {"total": int, "trainable": int},
+}
+# fields the aggregation reads where present: a number or null
+OPTIONAL_NUMBERS: dict[str, tuple[str, ...]] = {
+    "time": ("time_to_target_s", "target_accuracy"),
+    "throughput": ("train_samples_per_s",),
+    "metrics": ("majority_class_accuracy",),
+}
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, NUMBER) and not isinstance(value, bool)
+
+
+def validate_record(record: Any) -> str | None:
+    """None if ``record`` is a transferbench run record, else what is wrong (one short phrase). A
+    ``failed`` record (the cell raised, or its worker died) measured nothing: it needs the identity
+    fields and a ``status_detail`` saying why, and the measurement fields only where present."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    failed = record.get("status") == FAILED
+    for key, (kind, required) in SCHEMA.items():
+        if key not in record:
+            if required or not failed:
+                return f"missing field {key!r}"
+            continue
+        if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
+            return f"field {key!r} should be {getattr(kind, '__name__', 'number')}, got {type(record[key]).__name__}"
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    if failed and not isinstance(record.get("status_detail"), str):
+        return "a failed record needs status_detail (what went wrong)"
+    for key, fields in NESTED.items():
+        for sub, kind in fields.items():
+            if key in record and (not isinstance(record[key].get(sub), kind) or isinstance(record[key].get(sub), bool)):
+                return f"field {key}.{sub} should be a number"
+    for key, subs in OPTIONAL_NUMBERS.items():
+        for sub in subs:
+            value = record.get(key, {}).get(sub)
+            if value is not None and not is_number(value):
+                return f"field {key}.{sub} should be a number or null"
+    if not isinstance(record.get("details", {}), dict):
+        return "field 'details' should be dict"
+    if record["status"] in FINISHED:
+        for metric in ("accuracy", "macro_f1"):
+            value = record["metrics"].get(metric)
+            if not is_number(value) or not 0 <= value <= 1:
+                return f"metrics.{metric} should be a number in [0, 1], got {value!r}"
+    return None
+
+
+def validate_bench_record(record: Any) -> str | None:
+    """None if ``record`` is a throughput record (``transferbench bench``, benchmarks/timm_reference.py)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in (("finished_at", str), ("hardware", dict), ("versions", dict)):
+        if not isinstance(record.get(key), kind):
+            return f"missing field {key!r}"
+    pairs = (("ours", "bare"), ("merged", "unmerged"))  # --compare-bare, --merged
+    if not isinstance(record.get("results"), dict) and not any(
+        all(isinstance(record.get(k), dict) for k in pair) for pair in pairs
+    ):
+        return "missing field 'results' (or 'ours' and 'bare' of --compare-bare, 'merged' and 'unmerged' of --merged)"
+    return None
