@@ -75,12 +75,28 @@ class TextEncoderAdapter(Adapter):
         return out["input_ids"]
 
     @property
+    def encoding_key(self) -> tuple:
+        """What this model's tokens depend on (the text pipeline tokenises a split once per key)."""
+        return (type(self.tokenizer).__name__, self.source, self.tokenizer.name_or_path, self.preprocessing.max_length)
+
+    @property
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
+    def encoder_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The attention mask as the encoder takes it without waiting for the device: transformers
+        checks a 2D mask for padding with a read of the device (``mask.all()``) in every forward,
+        which stalls a GPU each step; BERT-family encoders under PyTorch's SDPA take a 4D boolean
+        mask as it is (the same outputs: tests/test_loop_reads.py)."""
+        config = self.backbone.config
+        if getattr(config, "model_type", "") != "bert" or getattr(config, "_attn_implementation", "") != "sdpa":
+            return mask
+        rows, length = mask.shape
+        return mask.bool()[:, None, None, :].expand(rows, 1, length, length)
+
     def forward_features(self, batch: Batch) -> torch.Tensor:
         mask = batch["attention_mask"]
-        hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=self.encoder_mask(mask)).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
         weights = mask.unsqueeze(-1).to(hidden.dtype)

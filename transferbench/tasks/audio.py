@@ -262,25 +262,39 @@ def load_audio(config: TaskConfig, data_dir: str | None, rate: int) -> TaskData:
 
 class AudioPipeline(Pipeline):
     """Batches of ``{"input_values", "attention_mask", "labels", "index"}`` of ``duration_s`` seconds:
-    long clips are cropped (randomly in training, centred otherwise), short ones zero-padded."""
+    long clips are cropped (randomly in training, centred otherwise), short ones zero-padded. The
+    clips sit zero-padded in one tensor on the device, so a batch is one gather there; only the
+    random crop offsets of the (few) clips longer than the duration are drawn on the host, in the
+    order and from the generator a per-clip loop drew them."""
 
     def __init__(self, split: Split, *, rate: int, duration_s: float, train: bool, device: torch.device) -> None:
         super().__init__(split.labels, device=device, train=train)
-        self.waves = split.inputs
         self.length = round(rate * duration_s)
+        self.sizes = np.array([len(w) for w in split.inputs], dtype=np.int64)
+        table = np.zeros((len(self.sizes), max(int(self.sizes.max(initial=0)), self.length)), dtype=np.float32)
+        for row, wave in enumerate(split.inputs):
+            table[row, : len(wave)] = wave
+        self.waves = torch.from_numpy(table).to(device)
+        self.positions = torch.arange(self.length, device=device)
+
+    def _starts(self, rows: np.ndarray, gen: torch.Generator | None) -> np.ndarray:
+        spare = np.maximum(self.sizes[rows] - self.length, 0)
+        starts = spare // 2
+        if self.train and gen is not None:
+            for k in np.flatnonzero(spare):
+                starts[k] = int(torch.randint(0, int(spare[k]) + 1, (1,), generator=gen))
+        return starts
 
     def collate(self, idx: torch.Tensor, gen: torch.Generator | None) -> Batch:
-        values = torch.zeros(len(idx), self.length)
-        mask = torch.zeros(len(idx), self.length, dtype=torch.long)
-        for row, i in enumerate(idx.tolist()):
-            wave = self.waves[i]
-            if len(wave) > self.length:
-                spare = len(wave) - self.length
-                start = torch.randint(0, spare + 1, (1,), generator=gen).item() if self.train and gen else spare // 2
-                wave = wave[start : start + self.length]
-            values[row, : len(wave)] = torch.from_numpy(wave)
-            mask[row, : len(wave)] = 1
-        return self.with_targets({"input_values": values.to(self.device), "attention_mask": mask.to(self.device)}, idx)
+        rows = np.asarray(idx)
+        starts = self._starts(rows, gen)
+        real = np.minimum(self.sizes[rows], self.length)
+        index = torch.from_numpy(rows).to(self.device, non_blocking=True)
+        offsets = torch.from_numpy(starts).to(self.device, non_blocking=True)
+        keep = self.positions < torch.from_numpy(real).to(self.device, non_blocking=True)[:, None]
+        columns = (offsets[:, None] + self.positions).clamp(max=self.waves.shape[1] - 1)
+        values = self.waves[index[:, None], columns] * keep
+        return self.with_targets({"input_values": values, "attention_mask": keep.long()}, index)
 
 
 # The data-driven clip length: long enough for all but the longest 1% of training clips (so a

@@ -76,6 +76,7 @@ class TaskData:
     notes: list[str] = field(default_factory=list)
     layout: str = "builtin"  # what was read: hub | hub-copy | imagefolder | csv | audiofolder | fold-metadata
     revision: str | None = None  # a local copy's: the content hash of its files (tasks.local_files)
+    load_s: float | None = None  # how long loading and decoding took (once per process, shared by its runs)
 
     @property
     def num_classes(self) -> int:

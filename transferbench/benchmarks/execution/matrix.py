@@ -47,6 +47,7 @@ def load(plan: Plan, log: Any) -> TaskData:
     """The plan's task, loaded and decoded (once per load key: ``plan_jobs`` keeps it)."""
     started = time.perf_counter()
     data = load_task(plan.task, plan.spec.data_dir, **plan.load_settings)
+    data.load_s = time.perf_counter() - started
     log(
         f"loaded {plan.task.name} from {data.source}: {len(data.train)} train / {len(data.test)} "
         f"{data.test_split} examples ({time.perf_counter() - started:.1f}s)"

@@ -107,6 +107,12 @@ def build_record(
             "time_to_target_s": outcome.time_to_target_s,
             "target_accuracy": cell.target,
             "device_s": outcome.extra.pop("run_wall_s"),  # the whole run on the device: build, train, validate, test
+            # fixed costs, not in train_s: building and placing the model and tokenising (setup_s), and
+            # the first optimizer step's kernel selection and autotuning (first_step_s, part of setup_s)
+            "setup_s": _setup_s(outcome),
+            "first_step_s": outcome.extra.pop("first_step_s", None),
+            # decoding the task, once per process for every cell that shares it (not in setup_s)
+            "data_load_s": data.load_s,
         },
         "throughput": {
             "train_samples_per_s": outcome.samples_per_s,
@@ -126,6 +132,11 @@ def build_record(
         "preprocessing": model.preprocessing.to_dict(),
         "hardware": provenance.device_info(str(cell.device)),
     }
+
+
+def _setup_s(outcome: TrainOutcome) -> float | None:
+    before = outcome.extra.pop("setup_s", None)
+    return None if before is None else before + outcome.extra.get("first_step_s", 0.0)
 
 
 def failed_record(

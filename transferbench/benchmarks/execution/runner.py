@@ -26,7 +26,8 @@ from transferbench.benchmarks.plan.resolve import Plan, ResolvedRun
 from transferbench.benchmarks.plan.splits import make_splits
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.runtime.device import peak_memory, reset_peak_memory, resolve_device, seed_everything
-from transferbench.benchmarks.training.loop import FitRun, TrainOutcome, predict
+from transferbench.benchmarks.training.evaluate import predict
+from transferbench.benchmarks.training.loop import FitRun, TrainOutcome
 from transferbench.tasks import TaskData
 from transferbench.tasks.base import Split
 
@@ -57,17 +58,19 @@ def execute(run: ResolvedRun, data: TaskData, *, out_dir: Path | None = None, pr
     device = distributed.device_for(resolve_device(run.spec.device))
     distributed.init(device)
     distributed.agree(run.run_id, "which run this is (every process must get the same runs)")
+    started = time.perf_counter()
     cell = Cell(run, data, device, out_dir)
     train_split, val_split = make_splits(run.spec, data)
     seed_everything(run.spec.seed)
-    started = time.perf_counter()
     model = build_adapter(run.plan, data.num_classes)
     if isinstance(model, ClassicalAdapter):  # the declared sibling contract: fitted in closed form
+        setup_s = time.perf_counter() - started
         outcome, preds, eval_s = _fit_classical(model, train_split, val_split, data.test, run.spec.seed)
+        outcome.extra["setup_s"] = setup_s
         if cell.target is not None and outcome.val_accuracy[0] >= cell.target:
             outcome.time_to_target_s = outcome.train_s
     else:
-        outcome, preds, eval_s = _fit_neural(cell, model, train_split, val_split, progress)
+        outcome, preds, eval_s = _fit_neural(cell, model, train_split, val_split, progress, started)
     outcome.extra["run_wall_s"] = time.perf_counter() - started
     if run.plan.recipe_note:
         outcome.extra["recipe_note"] = run.plan.recipe_note
@@ -102,9 +105,10 @@ def _place(cell: Cell, model: Adapter) -> None:
 
 
 def _fit_neural(
-    cell: Cell, model: Adapter, train_split: Split, val_split: Split, progress: bool
+    cell: Cell, model: Adapter, train_split: Split, val_split: Split, progress: bool, started: float
 ) -> tuple[TrainOutcome, np.ndarray | None, float]:
-    """Fit through the strategy on the domain's pipelines, then predict the test split once."""
+    """Fit through the strategy on the domain's pipelines, then predict the test split once. What
+    came before the fit (building and placing the model, tokenising) is the run's ``setup_s``."""
     run, device = cell.run, cell.device
     spec, plan = run.spec, run.plan
     _place(cell, model)
@@ -115,6 +119,7 @@ def _fit_neural(
     steps = run.strategy.progress_steps(spec.budget, len(train_pipe), spec.head)
     shown = progress and distributed.is_main()
     reset_peak_memory(device)
+    setup_s = time.perf_counter() - started
     with tqdm(total=steps, desc=run.label, disable=not shown, leave=False, dynamic_ncols=True) as bar:
         fit = FitRun(
             model,
@@ -130,7 +135,7 @@ def _fit_neural(
             cell.checkpoint,
         )
         outcome = run.strategy.fit(fit)
-    outcome.extra.update(peak_memory(device))  # training's peak: what a strategy costs in memory
+    outcome.extra.update(peak_memory(device), setup_s=setup_s)  # training's peak: what a strategy costs in memory
     if outcome.status != "ok":
         return outcome, None, 0.0
     preds, eval_s = predict(model, test_pipe, spec.budget.batch_size * 2, device, run.amp)
@@ -145,8 +150,21 @@ def _fit_neural(
             warmup=3,
         )
         real = outcome.samples_per_s / distributed.world_size()
-        outcome.extra["pipeline_efficiency"] = pipeline_efficiency(model, cfg, device, run.amp, real)
+        replay = _first_batches(train_pipe, spec.budget.batch_size, spec.seed, cfg.steps)
+        with run.strategy.as_trained(model):
+            outcome.extra["pipeline_efficiency"] = pipeline_efficiency(model, cfg, device, run.amp, real, replay)
     return outcome, preds, eval_s
+
+
+def _first_batches(pipeline: Any, batch_size: int, seed: int, count: int) -> list[dict[str, torch.Tensor]]:
+    """``count`` training batches as the loop draws them, collated up front (this rank's share)."""
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for batch in pipeline.batches(batch_size, shuffle=True, gen=gen, drop_last=True):
+        batches.append(distributed.local_share(batch))
+        if len(batches) == count:
+            break
+    return batches
 
 
 def _fit_classical(

@@ -125,10 +125,18 @@ def build(cfg: BenchConfig, device: torch.device) -> Adapter:
 
 
 def measure(
-    model: Adapter, cfg: BenchConfig, batch_size: int, device: torch.device, amp: str, mode: str
+    model: Adapter,
+    cfg: BenchConfig,
+    batch_size: int,
+    device: torch.device,
+    amp: str,
+    mode: str,
+    batches: list[dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
-    """Median step time over ``cfg.steps`` timed steps after ``cfg.warmup`` untimed ones."""
-    batch = synthetic_batch(model, input_shape(cfg, model), batch_size, device, cfg.channels_last)
+    """Median step time over ``cfg.steps`` timed steps after ``cfg.warmup`` untimed ones, on one
+    synthetic batch, or on ``batches`` (collated beforehand, taken in turn)."""
+    batches = batches or [synthetic_batch(model, input_shape(cfg, model), batch_size, device, cfg.channels_last)]
+    turn = iter(range(1 << 62))
     timer = StepTimer(device)
     forward = torch.compile(model) if cfg.compile else model
     if mode == "train":
@@ -139,13 +147,14 @@ def measure(
         budget = Budget(batch_size=batch_size)
 
         def step() -> None:
+            batch = batches[next(turn) % len(batches)]
             train_step(forward, batch, optimizer, params, budget, device, amp, batch_size)
     else:
         model.eval()
 
         def step() -> None:
             with torch.inference_mode(), autocast(device, amp):
-                forward(batch)
+                forward(batches[next(turn) % len(batches)])
 
     for _ in range(cfg.warmup):
         step()
@@ -156,17 +165,32 @@ def measure(
 
 
 def pipeline_efficiency(
-    model: Adapter, cfg: BenchConfig, device: torch.device, amp: str, real_rate: float
+    model: Adapter,
+    cfg: BenchConfig,
+    device: torch.device,
+    amp: str,
+    real_rate: float,
+    replay: list[dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """Real-data training samples/s divided by synthetic-input samples/s at the same batch size
-    (run after the test evaluation, so the extra steps cannot touch the reported metrics). For text
-    the synthetic batch is padded to max_length: above 1 means length bucketing beats full padding."""
+    """Real-data training samples/s over the same step's samples/s without the pipeline and the loop
+    (run after the test evaluation, so the extra steps cannot touch the reported metrics):
+
+    * ``ratio``: against one synthetic batch of the full input shape (text: padded to max_length,
+      so above 1 means length bucketing beats full padding);
+    * ``ratio_replayed`` (given ``replay``, real batches collated beforehand): against those very
+      batches stepped back to back: what collation, copies and the loop's bookkeeping cost."""
     synthetic = measure(model, cfg, cfg.batch_size, device, amp, "train")
-    return {
+    out = {
         "ratio": real_rate / synthetic["samples_per_s"],
         "synthetic_samples_per_s": synthetic["samples_per_s"],
         "real_samples_per_s": real_rate,
     }
+    if replay:
+        replayed = measure(model, cfg, cfg.batch_size, device, amp, "train", batches=replay)
+        out.update(
+            ratio_replayed=real_rate / replayed["samples_per_s"], replayed_samples_per_s=replayed["samples_per_s"]
+        )
+    return out
 
 
 def bench(cfg: BenchConfig) -> dict[str, Any]:

@@ -44,7 +44,7 @@ NESTED: dict[str, dict[str, Any]] = {
 }
 # fields the aggregation reads where present: a number or null
 OPTIONAL_NUMBERS: dict[str, tuple[str, ...]] = {
-    "time": ("time_to_target_s", "target_accuracy"),
+    "time": ("time_to_target_s", "target_accuracy", "setup_s", "first_step_s", "data_load_s"),
     "throughput": ("train_samples_per_s",),
     "metrics": ("majority_class_accuracy",),
 }
@@ -92,7 +92,7 @@ def validate_record(record: Any) -> str | None:
 
 
 def validate_bench_record(record: Any) -> str | None:
-    """None if ``record`` is a throughput record (``transferbench bench``, benchmarks/timm_reference.py)."""
+    """None if ``record`` is a throughput record (``transferbench bench``, benchmarks/peers/timm_reference.py)."""
     if not isinstance(record, dict):
         return "not a JSON object"
     for key, kind in (("finished_at", str), ("hardware", dict), ("versions", dict)):

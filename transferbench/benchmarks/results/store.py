@@ -38,7 +38,7 @@ RESULTS_FILE = "results.jsonl"
 SHARD_FILE = "results.shard-{index}-of-{count}.jsonl"
 _SHARD_NAME = re.compile(r"results\.shard-(\d+)-of-(\d+)\.jsonl")
 TABLE_FILE = "results.md"
-BENCH_FILES = ("bench.jsonl", "timm-reference.jsonl")  # throughput measurements, not runs
+BENCH_FILES = ("bench.jsonl", "timm-reference.jsonl", "peers.jsonl")  # throughput measurements, not runs
 TORN = "not complete JSON (a torn write: the process was killed while appending this line)"
 
 

@@ -15,6 +15,7 @@ there, and says so (``recipe_note``): never a CNN's rate on a transformer withou
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
@@ -127,6 +128,11 @@ class Strategy:
     def fit(self, run: FitRun) -> TrainOutcome:
         """Gradient training under the run's budget."""
         return train(run, self.param_groups(run.model), precise_bn=self.precise_bn)
+
+    def as_trained(self, model: Any) -> AbstractContextManager[None]:
+        """The model as it trained, for measuring its training step after the fit (a PEFT strategy
+        merged its adapters into the weights: a merged model would time another computation)."""
+        return nullcontext()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ the model family's declaration (``AdapterSpec.peft_targets``); ``--target-module
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,6 +65,18 @@ class PeftStrategy(PretrainedStrategy):
     def claimed_trainable(self, model: Any, epoch: int = 0) -> set[str]:
         inserted = {id(p) for p in inserted_parameters(model.backbone)}
         return head_names(model) | {n for n, p in model.named_parameters() if id(p) in inserted}
+
+    @contextmanager
+    def as_trained(self, model: Any) -> Iterator[None]:
+        """Unmerged while the block runs (the adapters train as separate weights), merged again after."""
+        merged = any(layer.merged for _, layer in peft_layers.tuner_layers(model))
+        if merged:
+            peft_layers.set_merged(model, False)
+        try:
+            yield
+        finally:
+            if merged:
+                peft_layers.set_merged(model, True)
 
     def fit(self, run: FitRun) -> TrainOutcome:
         outcome = super().fit(run)

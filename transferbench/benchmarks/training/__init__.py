@@ -1,14 +1,12 @@
-"""The training loop, evaluation, the linear probe and the metrics every run reports."""
+"""Training: the shared budget (``budget``), the one loop (``loop``), evaluation (``evaluate``), the
+linear probe (``probe``) and the metrics every run reports (``metrics``)."""
 
+from transferbench.benchmarks.training.budget import OPTIMIZERS, Budget
+from transferbench.benchmarks.training.evaluate import accuracy, in_order, predict, recalibrate_batchnorm
 from transferbench.benchmarks.training.loop import (
-    OPTIMIZERS,
-    Budget,
     FitRun,
     TrainOutcome,
-    in_order,
     make_optimizer,
-    predict,
-    recalibrate_batchnorm,
     train,
     train_step,
     warmup_cosine,
@@ -19,6 +17,7 @@ __all__ = [
     "Budget",
     "FitRun",
     "TrainOutcome",
+    "accuracy",
     "in_order",
     "make_optimizer",
     "predict",

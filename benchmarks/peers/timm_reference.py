@@ -5,7 +5,7 @@ flag autocasts to float16 through ``torch.cuda.amp.autocast``; ``--amp-dtype bfl
 name at ``torch.autocast("cuda", dtype=torch.bfloat16)`` before the script runs, so both tools
 measure the same bf16 mixed-precision step. The script's own timing code is untouched.
 
-    python benchmarks/timm_reference.py --script PATH/benchmark.py --amp-dtype bfloat16 \
+    python benchmarks/peers/timm_reference.py --script PATH/benchmark.py --amp-dtype bfloat16 \
         --out results/throughput -- --model resnet50 --bench train -b 256 --channels-last --amp
 """
 
