@@ -14,7 +14,13 @@ from transferbench.benchmarks.cli.parser import LISTABLE
 from transferbench.benchmarks.execution.throughput import BenchConfig, bench, compare_bare, compare_merged
 from transferbench.benchmarks.plan.catalog import catalog
 from transferbench.benchmarks.plan.suites import SUITES
-from transferbench.benchmarks.reporting import report, write_index
+from transferbench.benchmarks.reporting import (
+    report,
+    require_plotly,
+    write_html_index,
+    write_html_report,
+    write_index,
+)
 from transferbench.benchmarks.results import append_record, prepare_out_dir, provenance
 from transferbench.benchmarks.strategies import KIND_RECIPES, STRATEGIES
 from transferbench.errors import UserError
@@ -24,8 +30,12 @@ from transferbench.tasks import DOMAINS, TASKS
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    if args.html:
+        require_plotly()  # one line before anything is written, not after the Markdown
     if args.index:
         print(f"wrote {write_index(args.index)}")
+        if args.html:
+            print(f"wrote {write_html_index(args.index)}")
         if not args.paths:
             return
     if not args.paths:
@@ -36,6 +46,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"{summary['records']} records -> " + ", ".join(str(f) for f in summary["files"]))
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} lines: " + "; ".join(summary["skipped"][:5]))
+    if args.html:
+        print(f"wrote {write_html_report(args.paths, out, skip_invalid=args.skip_invalid)}")
 
 
 def _bench_lines(cfg: BenchConfig, record: dict[str, Any], kind: str) -> list[str]:

@@ -145,6 +145,11 @@ def _add_report_parser(sub: Any) -> None:
     p_report.add_argument(
         "--index", metavar="RESULTS_DIR", help="regenerate RESULTS_DIR/README.md, the index of published result sets"
     )
+    p_report.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html (with --index: RESULTS_DIR/index.html), a self-contained interactive page",
+    )
 
 
 def _add_bench_parser(sub: Any) -> None:

@@ -1,6 +1,8 @@
 """Reports of result sets: one set's report (``report``: Markdown, CSV, ``plots``), the cross-task
-``summary`` and the ``index`` of published sets. Consumers import from here."""
+``summary``, the ``index`` of published sets and their interactive pages (``html``: report.html,
+index.html). Consumers import from here."""
 
+from transferbench.benchmarks.reporting.html import require_plotly, write_html_index, write_html_report
 from transferbench.benchmarks.reporting.index import not_run_here, write_index
 from transferbench.benchmarks.reporting.plots import plot
 from transferbench.benchmarks.reporting.report import cross_domain_section, load_results, markdown, report, to_csv
@@ -15,8 +17,11 @@ __all__ = [
     "not_run_here",
     "plot",
     "report",
+    "require_plotly",
     "summary_csv",
     "summary_markdown",
     "to_csv",
+    "write_html_index",
+    "write_html_report",
     "write_index",
 ]
