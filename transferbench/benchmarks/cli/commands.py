@@ -1,4 +1,4 @@
-"""``transferbench list``, ``report``, ``bench`` and ``validate``. Listings show each entry's
+"""``transferbench list``, ``report``, ``export``, ``bench`` and ``validate``. Listings show each entry's
 declared options with their values, from the same declarations that make the flags."""
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ from transferbench.benchmarks.cli.parser import LISTABLE
 from transferbench.benchmarks.execution.throughput import BenchConfig, bench, compare_bare, compare_merged
 from transferbench.benchmarks.plan.catalog import catalog
 from transferbench.benchmarks.plan.suites import SUITES
-from transferbench.benchmarks.reporting import report, write_index
+from transferbench.benchmarks.reporting import (
+    RECORDS_FILE,
+    export_results,
+    push_to_hub,
+    report,
+    require_plotly,
+    write_html_index,
+    write_html_report,
+    write_index,
+)
 from transferbench.benchmarks.results import append_record, prepare_out_dir, provenance
 from transferbench.benchmarks.strategies import KIND_RECIPES, STRATEGIES
 from transferbench.errors import UserError
@@ -24,8 +33,12 @@ from transferbench.tasks import DOMAINS, TASKS
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    if args.html:
+        require_plotly()  # one line before anything is written, not after the Markdown
     if args.index:
         print(f"wrote {write_index(args.index)}")
+        if args.html:
+            print(f"wrote {write_html_index(args.index)}")
         if not args.paths:
             return
     if not args.paths:
@@ -36,6 +49,25 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"{summary['records']} records -> " + ", ".join(str(f) for f in summary["files"]))
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} lines: " + "; ".join(summary["skipped"][:5]))
+    if args.html:
+        print(f"wrote {write_html_report(args.paths, out, skip_invalid=args.skip_invalid)}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    written = export_results(
+        args.paths, args.out, repo_id=args.push, license=args.license, skip_invalid=args.skip_invalid
+    )
+    models = sum(1 for p in written if p.name == "README.md" and p.parent.parent.name == "models")
+    leaderboard = sum(1 for p in written if p.parent.name == ".eval_results")
+    print(
+        f"wrote {args.out}: {RECORDS_FILE}, README.md (dataset card), {models} model cards, {leaderboard} .eval_results"
+    )
+    if not leaderboard:
+        print(
+            "no .eval_results files: no record read a hub dataset at a known commit (local copies cannot be named so)"
+        )
+    if args.push:
+        print(f"pushed: {push_to_hub(args.out, args.push)}")
 
 
 def _bench_lines(cfg: BenchConfig, record: dict[str, Any], kind: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from transferbench.benchmarks.cli.commands import cmd_bench, cmd_list, cmd_report
+from transferbench.benchmarks.cli.commands import cmd_bench, cmd_export, cmd_list, cmd_report
 from transferbench.benchmarks.cli.parser import build_parser
 from transferbench.benchmarks.cli.run import cmd_run
 from transferbench.benchmarks.plan.validate import validate
@@ -53,6 +53,8 @@ def _dispatch(args) -> int:
         cmd_bench(args)
     elif args.command == "report":
         cmd_report(args)
+    elif args.command == "export":
+        cmd_export(args)
     elif args.command == "validate":
         for target in args.targets:
             print(validate(target))

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(sub)
     _add_report_parser(sub)
     _add_bench_parser(sub)
+    _add_export_parser(sub)
     p_validate = sub.add_parser(
         "validate", help="check a task file, a run-matrix file, an adapter (its contract), a task or a suite"
     )
@@ -145,6 +146,22 @@ def _add_report_parser(sub: Any) -> None:
     p_report.add_argument(
         "--index", metavar="RESULTS_DIR", help="regenerate RESULTS_DIR/README.md, the index of published result sets"
     )
+    p_report.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html (with --index: RESULTS_DIR/index.html), a self-contained interactive page",
+    )
+
+
+def _add_export_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "export", help="a result set as a Hugging Face hub dataset repo: parquet, dataset card, per-model eval results"
+    )
+    p.add_argument("paths", nargs="+", metavar="RESULTS", help="results.jsonl files or result folders, read as one set")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (a new one, or an earlier export)")
+    p.add_argument("--push", metavar="REPO_ID", help="upload DIR to this hub dataset repo (needs network and a token)")
+    p.add_argument("--license", default="apache-2.0", help="the dataset card's license (default: apache-2.0)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip malformed lines instead of stopping")
 
 
 def _add_bench_parser(sub: Any) -> None:

@@ -11,6 +11,7 @@ from transferbench.benchmarks.results.aggregate import (
     latest_per_seed,
     mean_of_present,
     protocol_of,
+    runs_by_row,
     welch_interval,
 )
 from transferbench.benchmarks.results.markdown import (
@@ -19,6 +20,7 @@ from transferbench.benchmarks.results.markdown import (
     failed_section,
     provenance_lines,
     public_source,
+    row_cells,
     skipped_section,
     table,
     task_sections,
@@ -101,6 +103,8 @@ __all__ = [
     "read_records",
     "read_results",
     "results_files",
+    "row_cells",
+    "runs_by_row",
     "shard_file",
     "skipped_section",
     "table",

@@ -118,15 +118,32 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
     }
 
 
-def aggregate(records: list[dict]) -> list[dict[str, Any]]:
-    """One row per task x adapter x strategy x train_examples over seeds (the latest record of each
-    seed; failed runs are left out), with the gain over the scratch row of the same task, adapter
-    and data budget (95% Welch interval across seeds)."""
+def _counted_groups(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The records the rows count (the latest of each seed, finished runs only), by row key."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in latest_per_seed(records):
         if r["status"] in FINISHED:
             key = (r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"], protocol_of(r))
             groups[key].append(r)
+    return groups
+
+
+def runs_by_row(rows: list[dict], records: list[dict]) -> list[list[dict]]:
+    """The records each row of ``aggregate(records)`` was computed from, by seed: what a row's
+    provenance (the HTML report, the hub export's cards) and its validation curves show."""
+    groups = _counted_groups(records)
+    keys = (
+        tuple(row[k] for k in ("domain", "task", "adapter", "strategy", "train_examples", "data_protocol"))
+        for row in rows
+    )
+    return [sorted(groups.get(key, []), key=lambda r: r["seed"]) for key in keys]
+
+
+def aggregate(records: list[dict]) -> list[dict[str, Any]]:
+    """One row per task x adapter x strategy x train_examples over seeds (the latest record of each
+    seed; failed runs are left out), with the gain over the scratch row of the same task, adapter
+    and data budget (95% Welch interval across seeds)."""
+    groups = _counted_groups(records)
     rows = [_row(key, runs) for key, runs in sorted(groups.items(), key=lambda kv: (*kv[0][:5], kv[0][5] or ""))]
     scratch = [r for r in rows if not r["pretrained"]]  # the baselines: every row not from pretrained weights
     for row in rows:

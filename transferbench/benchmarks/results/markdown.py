@@ -51,7 +51,8 @@ def trainable_share(row: dict) -> str:
     return f"{share:.2g}%" if share < 10 else f"{share:.0f}%"
 
 
-def _cells(r: dict, show_pipeline: bool) -> list[str]:
+def row_cells(r: dict, show_pipeline: bool) -> list[str]:
+    """One aggregated row's cells as ``table`` shows them (the HTML report's table shows the same text)."""
     flag = f" ⚠ near chance ({r['near_chance_runs']}/{r['n_seeds']} seeds)" if r["near_chance_runs"] else ""
     tta = ("—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s") + (
         f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else ""
@@ -103,7 +104,7 @@ def table(rows: list[dict]) -> str:
         ("trainable share", "---:"),
     ]
     lines = [[name for name, _ in columns], [align for _, align in columns]]
-    lines += [_cells(r, show_pipeline) for r in rows]
+    lines += [row_cells(r, show_pipeline) for r in rows]
     return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
 
 
