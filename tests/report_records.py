@@ -41,3 +41,32 @@ def write_results(folder: Path, records: list[dict[str, Any]]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return folder
+
+
+def rec(strategy, seed, acc, *, task="t", domain="vision", adapter="a", n=100, status="ok", curve=(0.4, 0.6)):
+    """A hand-made finished record: what the aggregation and table tests vary, and nothing else."""
+    return {
+        "run_id": f"{task}{adapter}{strategy}{seed}{n}",
+        "status": status,
+        "task": task,
+        "domain": domain,
+        "adapter": adapter,
+        "strategy": strategy,
+        "pretrained": strategy != "scratch",
+        "seed": seed,
+        "epochs": 2,
+        "train_examples": n,
+        "test_examples": 50,
+        "metrics": {"accuracy": acc, "macro_f1": acc - 0.02},
+        "val_accuracy_per_epoch": list(curve),
+        "time": {"train_s": 10.0 + seed, "eval_s": 1.0, "time_to_target_s": None, "target_accuracy": 0.7},
+        "throughput": {"train_samples_per_s": 100.0},
+        "params": {"total": 1000, "trainable": 10 if strategy == "linear-probe" else 1000},
+        "config": {},
+        "versions": {"torch": "2.11.0"},
+        "git_commit": "abcdef123456",
+        "hardware": {"cpu": "x86_64"},
+        "finished_at": "2026-11-28T00:00:00+00:00",
+        "test_split": "test",
+        "data_source": "fixture",
+    }

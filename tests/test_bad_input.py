@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from report_records import rec
 from safetensors.torch import save_file
-from test_report import rec
 
 from transferbench.benchmarks.cli import main
 

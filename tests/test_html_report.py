@@ -18,7 +18,7 @@ from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.reporting.html import figures as html_figures
 from transferbench.benchmarks.reporting.html import frame
 from transferbench.benchmarks.reporting.html import report as html_report
-from transferbench.benchmarks.results import aggregate, runs_by_row
+from transferbench.benchmarks.results import aggregate, columns_for, runs_by_row
 
 pytest.importorskip("plotly", reason="the HTML report needs plotly: pip install 'transferbench[report]'")
 
@@ -121,9 +121,11 @@ def test_the_table_is_the_aggregated_rows_with_their_provenance(page: str):
     assert [(r["cells"][0], r["cells"][1], r["cells"][2]) for r in parsed.rows] == [
         (r["task"], r["adapter"], r["strategy"]) for r in rows
     ]
-    assert [float(r["keys"][7]) for r in parsed.rows] == pytest.approx([r["accuracy_mean"] for r in rows])
+    headers = [c.header for c in columns_for(rows)]
+    accuracy, gain = headers.index("accuracy (mean ± std, n)"), headers.index("gain vs scratch, pts [95% CI]")
+    assert [float(r["keys"][accuracy]) for r in parsed.rows] == pytest.approx([r["accuracy_mean"] for r in rows])
     # a scratch row has no gain over itself: its key is empty, which sorts last either way
-    assert [r["keys"][9] for r in parsed.rows if r["cells"][2] == "scratch"] == [""] * 4
+    assert [r["keys"][gain] for r in parsed.rows if r["cells"][2] == "scratch"] == [""] * 4
     runs = runs_by_row(rows, records)
     for n, (row, row_runs) in enumerate(zip(parsed.rows, runs, strict=True)):
         assert row["attrs"]["data-row"] == str(n)

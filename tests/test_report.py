@@ -4,39 +4,12 @@ import csv
 import json
 
 import pytest
+from report_records import rec
 
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.reporting import load_results, report
 from transferbench.benchmarks.results import aggregate, validate_record, welch_interval
 from transferbench.errors import UserError
-
-
-def rec(strategy, seed, acc, *, task="t", domain="vision", adapter="a", n=100, status="ok", curve=(0.4, 0.6)):
-    return {
-        "run_id": f"{task}{adapter}{strategy}{seed}{n}",
-        "status": status,
-        "task": task,
-        "domain": domain,
-        "adapter": adapter,
-        "strategy": strategy,
-        "pretrained": strategy != "scratch",
-        "seed": seed,
-        "epochs": 2,
-        "train_examples": n,
-        "test_examples": 50,
-        "metrics": {"accuracy": acc, "macro_f1": acc - 0.02},
-        "val_accuracy_per_epoch": list(curve),
-        "time": {"train_s": 10.0 + seed, "eval_s": 1.0, "time_to_target_s": None, "target_accuracy": 0.7},
-        "throughput": {"train_samples_per_s": 100.0},
-        "params": {"total": 1000, "trainable": 10 if strategy == "linear-probe" else 1000},
-        "config": {},
-        "versions": {"torch": "2.11.0"},
-        "git_commit": "abcdef123456",
-        "hardware": {"cpu": "x86_64"},
-        "finished_at": "2026-11-28T00:00:00+00:00",
-        "test_split": "test",
-        "data_source": "fixture",
-    }
 
 
 def write(path, records, tail=""):
@@ -130,7 +103,8 @@ def test_report_writes_markdown_csv_and_plots(tmp_path):
     write(tmp_path / "results.jsonl", records)
     summary = report([tmp_path], tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| t | a | finetune | 100 | 2 | — | — | 0.805 ± 0.007 (n=2) | 0.785 | +50.0 [" in md
+    assert "| t | a | finetune | 100 | 2 | — | — | 0.805 ± 0.007 (n=2) | 1 | 0.785 | +50.0 [" in md
+    assert "| t | a | linear-probe | 100 | 2 | — | — | 0.705 ± 0.007 (n=2) | 2 |" in md
     assert "## Cross-domain summary" in md and "| text | words/enc/finetune | 0.900 |" in md
     assert "**diverged** nan at step 4" in md and "git commit" in md.lower()
     rows = list(csv.DictReader((tmp_path / "out" / "report.csv").read_text().splitlines()))

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_report import rec, write
+from report_records import rec
+from test_report import write
 
 from transferbench.benchmarks import results as results_module
 from transferbench.benchmarks.reporting import report, write_index

@@ -11,7 +11,8 @@ import sys
 
 import matrix_cells
 import pytest
-from test_report import rec, write
+from report_records import rec
+from test_report import write
 
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.cli.run import parse_shard

@@ -316,9 +316,15 @@ def test_on_epoch_hook_is_called_once_per_epoch_before_it_trains(workdir):
         def __len__(self):
             return 4
 
-        def batches(self, batch_size, *, shuffle, gen=None, drop_last=False):
+        def groups(self, batch_size, *, shuffle, gen=None, drop_last=False):
+            return [torch.arange(4)]
+
+        def collate(self, idx, gen):
             batch = example_batch(model, ADAPTERS.get("logmel-cnn"), batch_size=4)
-            yield {**batch, "index": torch.arange(4)}
+            return {**batch, "index": idx, "labels": self.labels}
+
+        def batches(self, batch_size, *, shuffle, gen=None, drop_last=False):
+            yield self.collate(torch.arange(4), gen)
 
         def unaugmented(self):
             return self

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from test_report import rec, write
+from report_records import rec
+from test_report import write
 
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.reporting import cross_task, report, write_index

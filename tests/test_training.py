@@ -42,8 +42,8 @@ def test_nan_loss_stops_the_run_as_diverged(digits, monkeypatch):
     calls = {"n": 0}
     original = EfficientNetLiteAdapter.forward
 
-    def poisoned(self, batch):
-        calls["n"] += 1
+    def poisoned(self, batch):  # the third training step's forward (the FLOP count's runs in eval mode)
+        calls["n"] += self.training
         out = original(self, batch)
         return out * float("nan") if calls["n"] == 3 else out
 

@@ -38,6 +38,10 @@ class ClassicalAdapter(ABC):
     def predict(self, inputs: Any) -> np.ndarray:
         """One class id (int64) per input."""
 
+    def predict_proba(self, inputs: Any) -> np.ndarray | None:
+        """Class probabilities [N, num_classes] for calibration, or None where the model has none."""
+        return None
+
     @abstractmethod
     def num_params(self, trainable_only: bool = False) -> int:
         """Fitted parameters (0 before ``fit``), the counterpart of Adapter.num_params."""
@@ -80,6 +84,13 @@ class TfidfLogReg(ClassicalAdapter):
 
     def predict(self, inputs: Any) -> np.ndarray:
         return self.model.predict(self.vectorizer.transform(inputs)).astype(np.int64)
+
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        """Class probabilities over all ``num_classes`` (a class training never showed gets 0)."""
+        found = self.model.predict_proba(self.vectorizer.transform(inputs))
+        probs = np.zeros((found.shape[0], self.num_classes), dtype=np.float32)
+        probs[:, self.model.classes_] = found
+        return probs
 
     def num_params(self, trainable_only: bool = False) -> int:
         return 0 if self.model is None else int(self.model.coef_.size + self.model.intercept_.size)

@@ -5,6 +5,7 @@ record is found and rerun by ``--resume`` exactly as a finished one is kept."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,10 @@ from transferbench.benchmarks.plan.local_paths import public_location
 from transferbench.benchmarks.plan.resolve import ResolvedRun
 from transferbench.benchmarks.plan.splits import protocol_record
 from transferbench.benchmarks.results import FAILED, provenance
+from transferbench.benchmarks.results.significance import correctness_code
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.training.loop import TrainOutcome
-from transferbench.benchmarks.training.metrics import compute_metrics
+from transferbench.benchmarks.training.metrics import calibration, compute_metrics
 from transferbench.tasks import TaskData
 from transferbench.tasks.hub import dataset_revision
 
@@ -59,13 +61,26 @@ def near_chance(accuracy: float, n: int, labels: np.ndarray) -> tuple[bool, floa
     return p_value >= 0.01, majority, p_value
 
 
-def score_test(data: TaskData, outcome: TrainOutcome, preds: np.ndarray | None) -> tuple[dict[str, Any], str]:
-    """Test metrics and the run's status: a run not significantly above the majority class is
-    ``near-chance``, however it trained."""
-    if preds is None:
+@dataclass(frozen=True)
+class Tested:
+    """What a run's one pass over the test split gave: class ids, probabilities (None for a model
+    that has none), and the seconds it took."""
+
+    preds: np.ndarray
+    probs: np.ndarray | None
+    seconds: float
+
+
+def score_test(data: TaskData, outcome: TrainOutcome, tested: Tested | None) -> tuple[dict[str, Any], str]:
+    """Test metrics (accuracy, macro-F1, and where there are probabilities ECE over 15 bins and
+    NLL) and the run's status: a run not significantly above the majority class is ``near-chance``,
+    however it trained."""
+    if tested is None:
         return {}, outcome.status
-    labels = data.test.labels
+    preds, labels = tested.preds, data.test.labels
     metrics = compute_metrics(preds, labels, data.num_classes)
+    if tested.probs is not None:
+        metrics.update(calibration(tested.probs, labels))
     chance, majority, p_value = near_chance(metrics["accuracy"], len(preds), labels)
     metrics.update(majority_class_accuracy=majority, p_value_vs_majority=p_value)
     if not chance:
@@ -78,17 +93,12 @@ def score_test(data: TaskData, outcome: TrainOutcome, preds: np.ndarray | None) 
 
 
 def build_record(
-    cell: Any, model: Any, outcome: TrainOutcome, preds: np.ndarray | None, eval_s: float, n_train: int, n_val: int
+    cell: Any, model: Any, outcome: TrainOutcome, tested: Tested | None, n_train: int, n_val: int
 ) -> dict[str, Any]:
     """The run's result line: metrics, timings, the full config and provenance (``cell``: the
     runner's Cell: the resolved run, its data and device)."""
     run, data, spec = cell.run, cell.data, cell.run.spec
-    metrics, status = score_test(data, outcome, preds)
-    excluded = (
-        "closed-form fit: rate over the one pass (features + solver)"
-        if outcome.closed_form
-        else f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
-    )
+    metrics, status = score_test(data, outcome, tested)
     return {
         **which_run(run, data, n_train, n_val),
         "status": status,
@@ -100,26 +110,14 @@ def build_record(
         "inputs": run.plan.domain.input_notes(data, dict(run.settings)),
         "class_names": data.class_names,
         "metrics": metrics,
+        # which test items it got right (a bit each, base64): the paired tests of results.significance
+        "test_correct": correctness_code(tested.preds, data.test.labels) if tested is not None else None,
         "val_accuracy_per_epoch": outcome.val_accuracy,
-        "time": {
-            "train_s": outcome.train_s,
-            "eval_s": eval_s,
-            "time_to_target_s": outcome.time_to_target_s,
-            "target_accuracy": cell.target,
-            "device_s": outcome.extra.pop("run_wall_s"),  # the whole run on the device: build, train, validate, test
-            # fixed costs, not in train_s: building and placing the model and tokenising (setup_s), and
-            # the first optimizer step's kernel selection and autotuning (first_step_s, part of setup_s)
-            "setup_s": _setup_s(outcome),
-            "first_step_s": outcome.extra.pop("first_step_s", None),
-            # decoding the task, once per process for every cell that shares it (not in setup_s)
-            "data_load_s": data.load_s,
-        },
-        "throughput": {
-            "train_samples_per_s": outcome.samples_per_s,
-            "eval_samples_per_s": len(preds) / eval_s if preds is not None and eval_s > 0 else None,
-            "excluded": excluded,
-        },
+        **_timing(cell, outcome, tested),
         "steps": outcome.steps,
+        # the fit's FLOPs (training.flops: a step counted as it trains, times its steps; a closed-form
+        # probe's forward pass per example); None where nothing was counted (a classical model)
+        "train_flops": outcome.train_flops,
         "distributed": distributed.describe(spec.budget.batch_size, sync_bn=cell.sync_bn_layers > 0),
         "details": outcome.extra,
         "params": {"total": model.num_params(), "trainable": model.num_params(trainable_only=True)},
@@ -131,6 +129,36 @@ def build_record(
         ),
         "preprocessing": model.preprocessing.to_dict(),
         "hardware": provenance.device_info(str(cell.device)),
+    }
+
+
+def _timing(cell: Any, outcome: TrainOutcome, tested: Tested | None) -> dict[str, Any]:
+    """The record's ``time`` and ``throughput``: what the run took, and its rates."""
+    eval_s = tested.seconds if tested is not None else 0.0
+    excluded = (
+        "closed-form fit: rate over the one pass (features + solver)"
+        if outcome.closed_form
+        else f"first {outcome.warmup_steps_excluded} training steps (warm-up) and all evaluation"
+    )
+    return {
+        "time": {
+            "train_s": outcome.train_s,
+            "eval_s": eval_s,
+            "time_to_target_s": outcome.time_to_target_s,
+            "target_accuracy": cell.target,
+            "device_s": outcome.extra.pop("run_wall_s"),  # the whole run on the device: build, train, validate, test
+            # fixed costs, not in train_s: building and placing the model and tokenising (setup_s), and
+            # the first optimizer step's kernel selection and autotuning (first_step_s, part of setup_s)
+            "setup_s": _setup_s(outcome),
+            "first_step_s": outcome.extra.pop("first_step_s", None),
+            # decoding the task, once per process for every cell that shares it (not in setup_s)
+            "data_load_s": cell.data.load_s,
+        },
+        "throughput": {
+            "train_samples_per_s": outcome.samples_per_s,
+            "eval_samples_per_s": len(tested.preds) / eval_s if tested is not None and eval_s > 0 else None,
+            "excluded": excluded,
+        },
     }
 
 

@@ -13,20 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from transferbench.adapters import Adapter
 from transferbench.adapters.classical import ClassicalAdapter
-from transferbench.benchmarks.execution.records import build_record
+from transferbench.benchmarks.execution.records import Tested, build_record
 from transferbench.benchmarks.execution.throughput import BenchConfig, pipeline_efficiency
 from transferbench.benchmarks.plan.identity import sync_bn_applies
 from transferbench.benchmarks.plan.resolve import Plan, ResolvedRun
 from transferbench.benchmarks.plan.splits import make_splits
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.runtime.device import peak_memory, reset_peak_memory, resolve_device, seed_everything
-from transferbench.benchmarks.training.evaluate import predict
+from transferbench.benchmarks.training.evaluate import predict_proba
 from transferbench.benchmarks.training.loop import FitRun, TrainOutcome
 from transferbench.tasks import TaskData
 from transferbench.tasks.base import Split
@@ -65,16 +64,16 @@ def execute(run: ResolvedRun, data: TaskData, *, out_dir: Path | None = None, pr
     model = build_adapter(run.plan, data.num_classes)
     if isinstance(model, ClassicalAdapter):  # the declared sibling contract: fitted in closed form
         setup_s = time.perf_counter() - started
-        outcome, preds, eval_s = _fit_classical(model, train_split, val_split, data.test, run.spec.seed)
+        outcome, tested = _fit_classical(model, train_split, val_split, data.test, run.spec.seed)
         outcome.extra["setup_s"] = setup_s
         if cell.target is not None and outcome.val_accuracy[0] >= cell.target:
             outcome.time_to_target_s = outcome.train_s
     else:
-        outcome, preds, eval_s = _fit_neural(cell, model, train_split, val_split, progress, started)
+        outcome, tested = _fit_neural(cell, model, train_split, val_split, progress, started)
     outcome.extra["run_wall_s"] = time.perf_counter() - started
     if run.plan.recipe_note:
         outcome.extra["recipe_note"] = run.plan.recipe_note
-    return build_record(cell, model, outcome, preds, eval_s, len(train_split), len(val_split))
+    return build_record(cell, model, outcome, tested, len(train_split), len(val_split))
 
 
 def build_adapter(plan: Plan, num_classes: int) -> Adapter | ClassicalAdapter:
@@ -93,9 +92,8 @@ def build_adapter(plan: Plan, num_classes: int) -> Adapter | ClassicalAdapter:
 
 
 def _place(cell: Cell, model: Adapter) -> None:
-    """The model on its device, as the run asks: SyncBatchNorm, channels-last, compiled."""
+    """The model as the run asks: SyncBatchNorm, channels-last, compiled (it is on its device)."""
     spec = cell.run.spec
-    model.to(cell.device)
     if sync_bn_applies(cell.run.plan):
         cell.sync_bn_layers = distributed.convert_sync_batchnorm(model)
     if spec.channels_last:
@@ -106,16 +104,17 @@ def _place(cell: Cell, model: Adapter) -> None:
 
 def _fit_neural(
     cell: Cell, model: Adapter, train_split: Split, val_split: Split, progress: bool, started: float
-) -> tuple[TrainOutcome, np.ndarray | None, float]:
+) -> tuple[TrainOutcome, Tested | None]:
     """Fit through the strategy on the domain's pipelines, then predict the test split once. What
     came before the fit (building and placing the model, tokenising) is the run's ``setup_s``."""
     run, device = cell.run, cell.device
     spec, plan = run.spec, run.plan
-    _place(cell, model)
+    model.to(device)
     settings = dict(run.settings)
     train_pipe, val_pipe, test_pipe = plan.domain.pipelines(
         (train_split, val_split, cell.data.test), model, plan.task, settings, device, spec.channels_last
     )
+    _place(cell, model)
     steps = run.strategy.progress_steps(spec.budget, len(train_pipe), spec.head)
     shown = progress and distributed.is_main()
     reset_peak_memory(device)
@@ -137,8 +136,8 @@ def _fit_neural(
         outcome = run.strategy.fit(fit)
     outcome.extra.update(peak_memory(device), setup_s=setup_s)  # training's peak: what a strategy costs in memory
     if outcome.status != "ok":
-        return outcome, None, 0.0
-    preds, eval_s = predict(model, test_pipe, spec.budget.batch_size * 2, device, run.amp)
+        return outcome, None
+    preds, probs, eval_s = predict_proba(model, test_pipe, spec.budget.batch_size * 2, device, run.amp)
     measure = spec.pipeline_efficiency if spec.pipeline_efficiency is not None else device.type == "cuda"
     if measure and not outcome.closed_form and outcome.samples_per_s:
         cfg = BenchConfig(  # per device: across processes, this device's share against one device alone
@@ -153,7 +152,7 @@ def _fit_neural(
         replay = _first_batches(train_pipe, spec.budget.batch_size, spec.seed, cfg.steps)
         with run.strategy.as_trained(model):
             outcome.extra["pipeline_efficiency"] = pipeline_efficiency(model, cfg, device, run.amp, real, replay)
-    return outcome, preds, eval_s
+    return outcome, Tested(preds, probs, eval_s)
 
 
 def _first_batches(pipeline: Any, batch_size: int, seed: int, count: int) -> list[dict[str, torch.Tensor]]:
@@ -169,7 +168,7 @@ def _first_batches(pipeline: Any, batch_size: int, seed: int, count: int) -> lis
 
 def _fit_classical(
     model: ClassicalAdapter, train_split: Split, val_split: Split, test: Split, seed: int
-) -> tuple[TrainOutcome, np.ndarray, float]:
+) -> tuple[TrainOutcome, Tested]:
     outcome = TrainOutcome(steps=1, closed_form=True)
     start = time.perf_counter()
     details = model.fit(train_split.inputs, train_split.labels, val_split.inputs, val_split.labels, seed)
@@ -179,7 +178,8 @@ def _fit_classical(
     outcome.extra = details
     start = time.perf_counter()
     preds = model.predict(test.inputs)
-    return outcome, preds, time.perf_counter() - start
+    probs = model.predict_proba(test.inputs)
+    return outcome, Tested(preds, probs, time.perf_counter() - start)
 
 
 def checkpoint_file(out_dir: Path, run_id: str) -> Path:

@@ -12,19 +12,24 @@ from transferbench.benchmarks.results.aggregate import (
     mean_of_present,
     protocol_of,
     runs_by_row,
-    welch_interval,
+)
+from transferbench.benchmarks.results.columns import (
+    COLUMNS,
+    Column,
+    columns_for,
+    data_budget,
+    flops_text,
+    row_cells,
+    trainable_share,
 )
 from transferbench.benchmarks.results.markdown import (
-    data_budget,
     document,
     failed_section,
     provenance_lines,
     public_source,
-    row_cells,
     skipped_section,
     table,
     task_sections,
-    trainable_share,
     write_table,
 )
 from transferbench.benchmarks.results.schema import (
@@ -39,6 +44,13 @@ from transferbench.benchmarks.results.schema import (
     is_number,
     validate_bench_record,
     validate_record,
+)
+from transferbench.benchmarks.results.significance import (
+    correctness_code,
+    correctness_of,
+    difference,
+    tiers,
+    welch_interval,
 )
 from transferbench.benchmarks.results.store import (
     BENCH_FILES,
@@ -64,6 +76,7 @@ from transferbench.benchmarks.results.store import (
 
 __all__ = [
     "BENCH_FILES",
+    "COLUMNS",
     "FAILED",
     "FINISHED",
     "INPUT_SIZES",
@@ -77,17 +90,23 @@ __all__ = [
     "STATUSES",
     "TABLE_FILE",
     "TORN",
+    "Column",
     "Loaded",
     "Skipped",
     "aggregate",
     "append_or_keep",
     "append_record",
     "check_results_file",
+    "columns_for",
+    "correctness_code",
+    "correctness_of",
     "data_budget",
+    "difference",
     "document",
     "epochs_run",
     "failed_runs",
     "failed_section",
+    "flops_text",
     "flush_pending",
     "input_size",
     "is_number",
@@ -109,6 +128,7 @@ __all__ = [
     "skipped_section",
     "table",
     "task_sections",
+    "tiers",
     "trainable_share",
     "validate_bench_record",
     "validate_record",

@@ -12,24 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from transferbench.benchmarks.results.schema import FINISHED, is_number
-
-
-def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
-    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
-    that two seeds cannot give)."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    from scipy.stats import t  # lazy: scipy is slow to import and only needed here
-
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return None
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = t.ppf(0.5 + level / 2, df) * se
-    return diff - half, diff + half
+from transferbench.benchmarks.results.significance import Difference, difference, tiers
 
 
 def latest_per_seed(records: list[dict]) -> list[dict]:
@@ -105,6 +88,11 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
         "accuracy_mean": statistics.fmean(acc),
         "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
         "macro_f1_mean": statistics.fmean(r["metrics"]["macro_f1"] for r in runs),
+        # calibration and cost where the records measured them (older records did not: None)
+        "ece_mean": mean_of_present(r["metrics"].get("ece") for r in runs),
+        "nll_mean": mean_of_present(r["metrics"].get("nll") for r in runs),
+        "train_flops_mean": mean_of_present(r.get("train_flops") for r in runs),
+        "tier": None,
         "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
         "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
         "train_samples_per_s": mean_of_present(r["throughput"].get("train_samples_per_s") for r in runs),
@@ -142,30 +130,45 @@ def runs_by_row(rows: list[dict], records: list[dict]) -> list[list[dict]]:
 def aggregate(records: list[dict]) -> list[dict[str, Any]]:
     """One row per task x adapter x strategy x train_examples over seeds (the latest record of each
     seed; failed runs are left out), with the gain over the scratch row of the same task, adapter
-    and data budget (95% Welch interval across seeds)."""
-    groups = _counted_groups(records)
-    rows = [_row(key, runs) for key, runs in sorted(groups.items(), key=lambda kv: (*kv[0][:5], kv[0][5] or ""))]
-    scratch = [r for r in rows if not r["pretrained"]]  # the baselines: every row not from pretrained weights
-    for row in rows:
-        budget = (row["task"], row["train_examples"], row["data_protocol"])
-        same = [b for b in scratch if (b["task"], b["train_examples"], b["data_protocol"]) == budget]
-        own = next((b for b in same if b["adapter"] == row["adapter"]), None)
-        best = max(same, key=lambda b: b["accuracy_mean"], default=None)
-        _set_gain(row, own, "gain")
-        _set_gain(row, best, "gain_best")
-        row["best_scratch"] = None if best is None else best["adapter"]
+    and data budget and over the best scratch row (``results.significance``: a paired bootstrap over
+    test items and seeds, Welch across seeds for records without per-item correctness), and each
+    row's tier among the rows of its task and budget."""
+    groups = sorted(_counted_groups(records).items(), key=lambda kv: (*kv[0][:5], kv[0][5] or ""))
+    rows = [_row(key, runs) for key, runs in groups]
+    runs_of = {id(row): runs for row, (_, runs) in zip(rows, groups, strict=True)}
+    for same in _comparisons(rows):
+        scratch = [b for b in same if not b["pretrained"]]  # the baselines: every row not from pretrained weights
+        best = max(scratch, key=lambda b: b["accuracy_mean"], default=None)
+        for row in same:
+            own = next((b for b in scratch if b["adapter"] == row["adapter"]), None)
+            _set_gain(row, own, "gain", runs_of)
+            _set_gain(row, best, "gain_best", runs_of)
+            row["best_scratch"] = None if best is None else best["adapter"]
+        ranked = tiers([r["accuracy_mean"] for r in same], [runs_of[id(r)] for r in same])
+        for row, tier in zip(same, ranked, strict=True):
+            row["tier"] = tier if len(same) > 1 else None
     return rows
 
 
-def _set_gain(row: dict, base: dict | None, name: str) -> None:
-    """``row[name + "_pts"]``: accuracy over ``base`` in points, with a 95% Welch interval across seeds
-    in ``row[name + "_ci_pts"]`` (None without a base, for the base itself, or under 2 seeds a side)."""
-    row[f"{name}_pts"] = row[f"{name}_ci_pts"] = None
+def _comparisons(rows: list[dict]) -> list[list[dict]]:
+    """The rows compared with each other: one task, data budget and protocol."""
+    by: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        by[(row["task"], row["train_examples"], row["data_protocol"] or "")].append(row)
+    return list(by.values())
+
+
+def _set_gain(row: dict, base: dict | None, name: str, runs_of: dict[int, list[dict]]) -> None:
+    """``row[name + "_pts"]``: accuracy over ``base`` in points, its 95% interval in
+    ``row[name + "_ci_pts"]`` and the test that gave it in ``row[name + "_test"]`` (None without a
+    base, for the base itself, or where no interval can be had: one seed and no per-item data)."""
+    row[f"{name}_pts"] = row[f"{name}_ci_pts"] = row[f"{name}_test"] = None
     if base is None or base is row:
         return
+    diff: Difference = difference(runs_of[id(row)], runs_of[id(base)])
     row[f"{name}_pts"] = 100 * (row["accuracy_mean"] - base["accuracy_mean"])
-    ci = welch_interval(row["accuracies"], base["accuracies"])
-    row[f"{name}_ci_pts"] = None if ci is None else (100 * ci[0], 100 * ci[1])
+    row[f"{name}_ci_pts"] = diff.ci_pts
+    row[f"{name}_test"] = None if diff.ci_pts is None else diff.test
 
 
 def failed_runs(records: list[dict]) -> list[dict]:

@@ -10,101 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from transferbench.benchmarks.results.aggregate import aggregate, failed_runs
+from transferbench.benchmarks.results.columns import columns_for, row_cells
 from transferbench.benchmarks.results.store import TABLE_FILE, read_results, write_atomic
 
 
-def _millions(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
-
-
-def _seconds(s: float) -> str:
-    return f"{s:.1f}" if s < 10 else f"{s:.0f}"
-
-
-def _fmt_gain(row: dict, name: str = "gain") -> str:
-    gain, ci = row[f"{name}_pts"], row[f"{name}_ci_pts"]
-    if gain is None:
-        return "—"
-    shown = f"{gain:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else f"{gain:+.1f}"
-    if name == "gain_best":  # the own-scratch column already says when there is no interval
-        return f"{shown} vs {row['best_scratch']}"
-    if ci:
-        return shown
-    return f"{shown} ({'1 seed' if row['n_seeds'] < 2 else 'no spread across seeds'}: no interval)"
-
-
-def _span(values: list[int]) -> str:
-    """One budget value, or the range when seeds differ (e.g. steps after an OOM retry)."""
-    if not values:
-        return "—"
-    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
-
-
-def data_budget(row: dict) -> str:
-    """The training-set size a row shows: N, or N with the protocol that chose them."""
-    n = str(row["train_examples"])
-    return f"{n} ({row['data_protocol']})" if row.get("data_protocol") else n
-
-
-def trainable_share(row: dict) -> str:
-    share = 100 * row["trainable_params"] / row["total_params"] if row["total_params"] else 0.0
-    return f"{share:.2g}%" if share < 10 else f"{share:.0f}%"
-
-
-def row_cells(r: dict, show_pipeline: bool) -> list[str]:
-    """One aggregated row's cells as ``table`` shows them (the HTML report's table shows the same text)."""
-    flag = f" ⚠ near chance ({r['near_chance_runs']}/{r['n_seeds']} seeds)" if r["near_chance_runs"] else ""
-    tta = ("—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s") + (
-        f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else ""
-    )
-    pipeline = "—" if r["pipeline_efficiency"] is None else f"{r['pipeline_efficiency']:.2f}"
-    return [
-        r["task"],
-        r["adapter"],
-        r["strategy"],
-        data_budget(r),
-        "—" if r["closed_form"] else _span(r["epochs"]),
-        "closed form" if r["closed_form"] else _span(r["steps"]),
-        r["input_size"],
-        f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} (n={r['n_seeds']}){flag}",
-        f"{r['macro_f1_mean']:.3f}",
-        _fmt_gain(r),
-        _fmt_gain(r, "gain_best"),
-        _seconds(r["train_s_mean"]),
-        "—" if r["train_samples_per_s"] is None else f"{r['train_samples_per_s']:.0f}",
-        *([pipeline] if show_pipeline else []),
-        tta,
-        f"{_millions(r['trainable_params'])} / {_millions(r['total_params'])}",
-        trainable_share(r),
-    ]
-
-
 def table(rows: list[dict]) -> str:
-    """THE Markdown table of aggregated rows (``aggregate``): results.md and report.md both use it.
-    A value that was not measured (samples/s, pipeline efficiency, time to target) shows as —.
-    The pipeline-efficiency column appears only where it was measured (on by default on CUDA)."""
-    show_pipeline = any(r["pipeline_efficiency"] is not None for r in rows)
-    columns = [
-        ("task", "---"),
-        ("adapter", "---"),
-        ("strategy", "---"),
-        ("train ex.", "---:"),
-        ("epochs", "---:"),
-        ("steps", "---:"),
-        ("input", "---:"),
-        ("accuracy (mean ± std, n)", "---"),
-        ("macro-F1", "---:"),
-        ("gain vs scratch, pts [95% CI]", "---"),
-        ("gain vs best scratch, pts", "---"),
-        ("train s", "---:"),
-        ("train samples/s", "---:"),
-        *([("pipeline eff.", "---:")] if show_pipeline else []),
-        ("time to target", "---:"),
-        ("trainable / total params", "---:"),
-        ("trainable share", "---:"),
-    ]
-    lines = [[name for name, _ in columns], [align for _, align in columns]]
-    lines += [row_cells(r, show_pipeline) for r in rows]
+    """THE Markdown table of aggregated rows (``aggregate``): results.md and report.md both use it,
+    with the columns of ``columns.columns_for`` (a value that was not measured shows as —)."""
+    columns = columns_for(rows)
+    lines = [[c.header for c in columns], [c.align for c in columns]]
+    lines += [row_cells(r, columns) for r in rows]
     return "".join("| " + " | ".join(cells) + " |\n" for cells in lines)
 
 

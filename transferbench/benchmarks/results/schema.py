@@ -46,8 +46,10 @@ NESTED: dict[str, dict[str, Any]] = {
 OPTIONAL_NUMBERS: dict[str, tuple[str, ...]] = {
     "time": ("time_to_target_s", "target_accuracy", "setup_s", "first_step_s", "data_load_s"),
     "throughput": ("train_samples_per_s",),
-    "metrics": ("majority_class_accuracy",),
+    "metrics": ("majority_class_accuracy", "ece", "nll"),
 }
+# top-level fields written since they were measured, read where present (older records lack them)
+OPTIONAL_FIELDS: dict[str, Any] = {"train_flops": NUMBER, "test_correct": str}
 
 
 def is_number(value: Any) -> bool:
@@ -81,6 +83,12 @@ def validate_record(record: Any) -> str | None:
             value = record.get(key, {}).get(sub)
             if value is not None and not is_number(value):
                 return f"field {key}.{sub} should be a number or null"
+    for key, kind in OPTIONAL_FIELDS.items():
+        value = record.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"field {key!r} should be {'a number' if kind is NUMBER else 'a string'} or null"
+    if record.get("test_correct") and not _correctness_fits(record["test_correct"], record["test_examples"]):
+        return f"field 'test_correct' should hold one bit per test example ({record['test_examples']})"
     if not isinstance(record.get("details", {}), dict):
         return "field 'details' should be dict"
     if record["status"] in FINISHED:
@@ -104,3 +112,14 @@ def validate_bench_record(record: Any) -> str | None:
     ):
         return "missing field 'results' (or 'ours' and 'bare' of --compare-bare, 'merged' and 'unmerged' of --merged)"
     return None
+
+
+def _correctness_fits(code: str, n: int) -> bool:
+    """Whether ``code`` is base64 of exactly the bytes n bits take (``significance.correctness_code``)."""
+    import base64
+    import binascii
+
+    try:
+        return len(base64.b64decode(code, validate=True)) == -(-n // 8)
+    except (binascii.Error, ValueError):
+        return False

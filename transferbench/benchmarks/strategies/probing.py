@@ -73,6 +73,7 @@ class ProbeThenFinetune(Strategy):
         probe = fit_linear_probe(run, self.c_search)
         outcome = super().fit(run)
         outcome.train_s += probe.train_s
+        outcome.train_flops = (outcome.train_flops or 0) + probe.train_flops
         if outcome.time_to_target_s is not None:
             outcome.time_to_target_s += probe.train_s
         outcome.extra.update(probe_C=probe.extra["probe_C"], probe_val_accuracy=probe.val_accuracy[0])

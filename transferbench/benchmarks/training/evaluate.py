@@ -55,23 +55,35 @@ def _my_batches(pipeline: Any, batch_size: int) -> Any:
 
 
 @torch.no_grad()
-def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> tuple[np.ndarray, float]:
-    """Predicted class ids over a pipeline (in the split's order) and the seconds it took. Across
-    processes each rank predicts its share of the batches with rank 0's BatchNorm statistics, and
-    every rank gets all predictions."""
+def predict_proba(
+    model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(predicted class ids, class probabilities [N, C] in float32, seconds) over a pipeline, in the
+    split's order. The argmax is of the logits (so it is the same as ``predict``'s); the
+    probabilities serve calibration (ECE, NLL). Across processes each rank predicts its share of the
+    batches with rank 0's BatchNorm statistics, and every rank gets all predictions."""
     distributed.broadcast_batchnorm(model)
     model.eval()
     sync(device)
     start = time.perf_counter()
-    preds, indices = [], []
+    preds, probs, indices = [], [], []
     with torch.inference_mode(), autocast(device, amp):
         for batch in _my_batches(pipeline, batch_size):  # on the device: no read until the split is done
-            preds.append(model(batch).argmax(1))
+            logits = model(batch).float()
+            preds.append(logits.argmax(1))
+            probs.append(torch.softmax(logits, dim=1))
             indices.append(batch["index"])
-    host = [torch.cat(preds).cpu()] if preds else [], [torch.cat(indices).cpu()] if indices else []
-    gathered_preds, gathered_indices = distributed.gather(host[0]), distributed.gather(host[1])
+    parts = [[torch.cat(chunks).cpu()] if chunks else [] for chunks in (preds, probs, indices)]
+    gathered = [distributed.gather(part) for part in parts]
     sync(device)
-    return in_order(gathered_preds, gathered_indices).numpy(), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return in_order(gathered[0], gathered[2]).numpy(), in_order(gathered[1], gathered[2]).numpy(), seconds
+
+
+def predict(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> tuple[np.ndarray, float]:
+    """Predicted class ids over a pipeline (in the split's order) and the seconds it took."""
+    preds, _, seconds = predict_proba(model, pipeline, batch_size, device, amp)
+    return preds, seconds
 
 
 def accuracy(model: Adapter, pipeline: Any, batch_size: int, device: torch.device, amp: str) -> float:

@@ -29,6 +29,7 @@ from transferbench.benchmarks.runtime import checkpoint, distributed, faults
 from transferbench.benchmarks.runtime.device import autocast, is_oom, sync
 from transferbench.benchmarks.training.budget import OPTIMIZERS, Budget
 from transferbench.benchmarks.training.evaluate import accuracy, recalibrate_batchnorm
+from transferbench.benchmarks.training.flops import step_flops
 from transferbench.errors import UserError
 
 
@@ -44,6 +45,7 @@ class TrainOutcome:
     warmup_steps_excluded: int = 0
     time_to_target_s: float | None = None
     closed_form: bool = False  # fitted in one pass (probe, classical model), not by gradient steps
+    train_flops: int | None = None  # forward + backward FLOPs of the fit so far (training.flops); None: not counted
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -163,6 +165,16 @@ class _Loop:
         self.watch = LossWatch(run.device)
         self.start = 0.0
         self.first_step_s = 0.0
+        self.flops_per_step = 0
+
+    def count_flops(self) -> None:
+        """FLOPs of one step as the model now trains (``training.flops``), charged for every step of
+        this epoch; the counting is not training time."""
+        began = time.perf_counter()
+        run = self.run
+        self.flops_per_step = step_flops(run.model, run.train_pipe, run.budget.batch_size, run.amp, self.micro_batch)
+        self.outcome.extra["flops_per_step"] = self.flops_per_step
+        self.start += time.perf_counter() - began
 
     def elapsed(self) -> float:
         """Training time so far: without evaluation, and without this process's first step (kernel
@@ -286,6 +298,7 @@ class _Loop:
             self.watch.add(loss, outcome.steps)
             self.schedule.step()
             outcome.steps += 1
+            outcome.train_flops = (outcome.train_flops or 0) + self.flops_per_step
             if epoch_timer is not None:
                 outcome.timed_samples += len(batch["labels"])  # the global batch: samples/s of the whole run
             if run.progress is not None:
@@ -355,6 +368,8 @@ def train(run: FitRun, groups: list[dict], *, precise_bn: bool = False) -> Train
     for epoch in range(loop.first_epoch, loop.epochs):
         if run.on_epoch is not None:
             run.on_epoch(epoch)
+        if run.on_epoch is not None or epoch == loop.first_epoch:  # what trains may change only here
+            loop.count_flops()
         stopped = loop.epoch(epoch)
         if stopped is not None:
             return stopped
@@ -364,4 +379,4 @@ def train(run: FitRun, groups: list[dict], *, precise_bn: bool = False) -> Train
     return loop.outcome
 
 
-_RESUMABLE = ("steps", "val_accuracy", "timed_samples", "timed_s", "time_to_target_s", "extra")
+_RESUMABLE = ("steps", "val_accuracy", "timed_samples", "timed_s", "time_to_target_s", "train_flops", "extra")

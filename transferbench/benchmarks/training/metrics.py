@@ -58,3 +58,25 @@ def compute_metrics(predictions: np.ndarray, references: np.ndarray, num_classes
         references=np.asarray(references).tolist(),
         labels=list(range(num_classes)),
     )
+
+
+CALIBRATION_BINS = 15
+
+
+def calibration(probs: np.ndarray, references: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, float]:
+    """Expected calibration error over ``bins`` equal-width confidence bins (Guo et al. 2017: the
+    mean |accuracy - confidence| weighted by each bin's share) and the negative log-likelihood of the
+    true classes, per example."""
+    probs = np.asarray(probs, dtype=np.float64)
+    references = np.asarray(references)
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == references
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    true_prob = probs[np.arange(len(references)), references]
+    return {"ece": float(ece), "nll": float(-np.log(np.clip(true_prob, 1e-12, 1.0)).mean())}

@@ -20,6 +20,7 @@ import torch
 from transferbench.adapters.base import Adapter
 from transferbench.benchmarks.runtime.device import autocast, sync
 from transferbench.benchmarks.training.evaluate import in_order
+from transferbench.benchmarks.training.flops import probe_flops
 from transferbench.benchmarks.training.loop import FitRun, TrainOutcome
 
 
@@ -84,6 +85,7 @@ def fit_linear_probe(run: FitRun, search: CSearch) -> TrainOutcome:
         **({"probe_C_at_limit": True} if best_c in search.limits else {}),
     }
     outcome.steps = 1
+    outcome.train_flops = probe_flops(model, train_pipe, run.budget.batch_size, amp, len(x_train) + len(x_val))
     sync(device)
     outcome.train_s = time.perf_counter() - start
     return outcome

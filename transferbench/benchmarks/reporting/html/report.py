@@ -29,47 +29,17 @@ from transferbench.benchmarks.reporting.report import load_results
 from transferbench.benchmarks.results import (
     RESULTS_FILE,
     aggregate,
+    columns_for,
     failed_runs,
     provenance_lines,
     public_source,
     row_cells,
     runs_by_row,
-    table,
     write_atomic,
 )
 from transferbench.errors import UserError
 
 PAGE_FILE = "report.html"
-
-
-def _leading_number(text: str) -> float | None:
-    match = re.match(r"\d+(\.\d+)?", text)
-    return float(match.group()) if match else None
-
-
-def _sort_keys(r: dict[str, Any], show_pipeline: bool) -> list[Any]:
-    """What each column of ``results.table`` sorts by (None: not measured, sorted last either way)."""
-    budget = None if r["closed_form"] else r
-    share = r["trainable_params"] / r["total_params"] if r["total_params"] else None
-    return [
-        r["task"],
-        r["adapter"],
-        r["strategy"],
-        r["train_examples"],
-        max(budget["epochs"]) if budget and budget["epochs"] else None,
-        max(budget["steps"]) if budget and budget["steps"] else None,
-        _leading_number(r["input_size"]),
-        r["accuracy_mean"],
-        r["macro_f1_mean"],
-        r["gain_pts"],
-        r["gain_best_pts"],
-        r["train_s_mean"],
-        r["train_samples_per_s"],
-        *([r["pipeline_efficiency"]] if show_pipeline else []),
-        r["time_to_target_s"],
-        r["trainable_params"],
-        share,
-    ]
 
 
 def _distinct(values: list[Any]) -> list[Any]:
@@ -153,14 +123,13 @@ def _provenance_panel(n: int, row: dict[str, Any], runs: list[dict]) -> str:
 def headline_table(rows: list[dict], runs: list[list[dict]]) -> tuple[str, str]:
     """The sortable table (``results.table``'s columns and cell text, one line per row) and the
     provenance panels its rows open."""
-    show_pipeline = any(r["pipeline_efficiency"] is not None for r in rows)
-    headers = [h.strip() for h in table(rows).split("\n", 1)[0].strip("| ").split(" | ")]
+    columns = columns_for(rows)
+    headers = [c.header for c in columns]
     body = []
     for n, (row, row_runs) in enumerate(zip(rows, runs, strict=True)):
-        cells, keys = row_cells(row, show_pipeline), _sort_keys(row, show_pipeline)
-        assert len(cells) == len(keys) == len(headers), "_sort_keys is out of step with results.table"
+        cells, keys = row_cells(row, columns), [c.sort(row) for c in columns]
         body.append((n, [html.escape(c) for c in cells], keys, _hover_title(row_runs)))
-    kinds = ["text"] * 3 + ["num"] * 3 + ["num"] * (len(headers) - 6)
+    kinds = [c.kind for c in columns]
     panels = "".join(_provenance_panel(n, row, r) for n, (row, r) in enumerate(zip(rows, runs, strict=True)))
     return sortable_table("headline", headers, kinds, body), panels
 

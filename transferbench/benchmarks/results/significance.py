@@ -1,0 +1,138 @@
+"""Is one row better than another? Paired over the test items where the records say which items each
+run got right (``test_correct``), across seeds otherwise.
+
+Both sides of a comparison were tested on the same items, so the difference is paired by item: a
+two-level bootstrap resamples the test items (the same draw for both sides: that is the pairing) and,
+within each side, its seeds (two strategies' seed 0 share nothing, so seeds are not paired). The
+interval so covers both what another test set and what other seeds would have given; a t-interval
+over 3 seed means covers only the second, and with 3 seeds barely that. Records without per-item
+correctness (written before it was recorded) fall back to Welch's interval over seed accuracies.
+
+Tiers: within one task and data budget, tier 1 is the best row and every row whose difference from it
+is not significant at 5% (two-sided); tier 2 the same over the rows left, and so on. No correction
+for the number of comparisons is made: a tie means "not shown to differ", never "the same".
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+RESAMPLES = 10_000
+LEVEL = 0.95
+_CHUNK = 500  # resamples drawn at a time: memory is _CHUNK x test items
+
+
+def correctness_code(predictions: np.ndarray, references: np.ndarray) -> str:
+    """Which test items a run got right, as base64 of a bit per item (in the split's order): what a
+    paired test of two runs on the same items needs, in 1/8 byte per item."""
+    bits = np.packbits((np.asarray(predictions) == np.asarray(references)).astype(np.uint8))
+    return base64.b64encode(bits.tobytes()).decode("ascii")
+
+
+def correctness_of(code: str, n: int) -> np.ndarray:
+    """The per-item correctness ``correctness_code`` wrote (bool [n])."""
+    bits = np.frombuffer(base64.b64decode(code), dtype=np.uint8)
+    return np.unpackbits(bits)[:n].astype(bool)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """mean(a) - mean(b) in accuracy points, its 95% interval, a two-sided p-value, and the test."""
+
+    pts: float
+    ci_pts: tuple[float, float] | None
+    p_value: float | None
+    test: str  # "paired bootstrap" | "welch" | "none"
+
+
+def correctness_matrix(runs: list[dict]) -> np.ndarray | None:
+    """[seeds, items] of 0/1 from the runs' ``test_correct``; None if any run lacks it or the runs
+    were tested on different numbers of items."""
+    sizes = {r.get("test_examples") for r in runs}
+    if len(sizes) != 1 or any(not r.get("test_correct") for r in runs):
+        return None
+    n = sizes.pop()
+    return np.stack([correctness_of(r["test_correct"], n) for r in runs]).astype(np.float64)
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> Difference:
+    """The two-level paired bootstrap of mean(a) - mean(b) for correctness matrices [seeds, items]."""
+    rng = np.random.default_rng(seed)
+    n = a.shape[1]
+    diffs = []
+    for start in range(0, resamples, _CHUNK):
+        r = min(_CHUNK, resamples - start)
+        items = rng.multinomial(n, np.full(n, 1 / n), size=r)  # how often each item is drawn
+        seeds_a = rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=r) / len(a)
+        seeds_b = rng.multinomial(len(b), np.full(len(b), 1 / len(b)), size=r) / len(b)
+        per_item = seeds_a @ a - seeds_b @ b  # [r, items]: each resample's seed-averaged difference
+        diffs.append((per_item * items).sum(1) / n)
+    d = np.concatenate(diffs)
+    lo, hi = np.quantile(d, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    p = min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))
+    observed = a.mean() - b.mean()
+    return Difference(100 * observed, (100 * lo, 100 * hi), float(p), "paired bootstrap")
+
+
+def welch_interval(a: list[float], b: list[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
+    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
+    that two seeds cannot give)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import t  # lazy: scipy is slow to import and only needed here
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return None
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t.ppf(0.5 + level / 2, df) * se
+    return diff - half, diff + half
+
+
+def welch(a: list[float], b: list[float]) -> Difference:
+    """Welch's t over seed accuracies: its interval and p-value where ``welch_interval`` has one."""
+    pts = 100 * (statistics.fmean(a) - statistics.fmean(b))
+    ci = welch_interval(a, b)
+    if ci is None:
+        return Difference(pts, None, None, "none")
+    from scipy.stats import ttest_ind
+
+    p = float(ttest_ind(a, b, equal_var=False).pvalue)
+    return Difference(pts, (100 * ci[0], 100 * ci[1]), p, "welch")
+
+
+def difference(runs_a: list[dict], runs_b: list[dict]) -> Difference:
+    """Row a against row b: paired where both carry per-item correctness on the same items."""
+    a, b = correctness_matrix(runs_a), correctness_matrix(runs_b)
+    if a is not None and b is not None and a.shape[1] == b.shape[1]:
+        return paired_bootstrap(a, b)
+    return welch([r["metrics"]["accuracy"] for r in runs_a], [r["metrics"]["accuracy"] for r in runs_b])
+
+
+def tiers(means: list[float], runs: list[list[dict]], alpha: float = 1 - LEVEL) -> list[int]:
+    """Each row's tier (1 = best) among rows of one comparison: ``means`` their accuracies, ``runs``
+    their records. A row without an interval against the tier's best (one seed, no per-item data)
+    stays in that tier: it was not shown to be worse."""
+    tier_of = [0] * len(means)
+    left = sorted(range(len(means)), key=lambda i: -means[i])
+    tier = 1
+    while left:
+        best, rest = left[0], left[1:]
+        tier_of[best] = tier
+        worse = []
+        for i in rest:
+            p = difference(runs[best], runs[i]).p_value
+            if p is not None and p < alpha:
+                worse.append(i)
+            else:
+                tier_of[i] = tier
+        left, tier = worse, tier + 1
+    return tier_of
