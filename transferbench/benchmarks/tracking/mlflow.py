@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.tracking.base import TRACKERS, Tracker, absent, flatten
+from transferbench.benchmarks.tracking.base import TRACKERS, Tracker, absent, flatten, scalar
 
 try:
     import fcntl
@@ -66,7 +66,7 @@ class MlflowTracker(Tracker):
                 experiment = self._experiment((root / "mlflow-artifacts").as_uri())
         tags = {"transferbench.group": group, "transferbench.run_id": run_name}
         self.run_id = self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
-        values = [Param(k, str(v)[:MAX_PARAM]) for k, v in flatten(params).items()]
+        values = [Param(k, str(scalar(v))[:MAX_PARAM]) for k, v in flatten(params).items()]
         for i in range(0, len(values), BATCH):
             self.client.log_batch(self.run_id, params=values[i : i + BATCH])
 
