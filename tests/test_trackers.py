@@ -477,3 +477,16 @@ def test_ray_cells_log_from_their_workers_and_their_records_equal_the_serial_one
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'trackers' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["transferbench"], output_format="list")
     assert sorted(r.info.run_name for r in runs) == folders and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_without_an_output_folder_a_tracker_is_one_warning_unless_its_environment_says_where(monkeypatch):
+    """A Ray worker that cannot write the output folder, or ``run_one`` without ``out_dir``."""
+    from transferbench.benchmarks.tracking import open_trackers
+
+    warnings: list[str] = []
+    trackers = open_trackers(("tensorboard", "wandb"), None, warn=warnings.append)
+    trackers.start("id", {}, "g")
+    assert trackers.names == [] and warnings == [
+        f"{name} logging failed (UserError: no output folder in this process to write to); the run goes on without it"
+        for name in ("tensorboard", "wandb")
+    ]

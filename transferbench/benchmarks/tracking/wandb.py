@@ -29,10 +29,11 @@ class WandbTracker(Tracker):
 
         settings = wandb.Settings(console="off", x_disable_stats=True, disable_git=True, save_code=False, silent=True)
         where: dict[str, Any] = {}
-        if not os.environ.get("WANDB_MODE") and not os.environ.get("WANDB_API_KEY"):
-            where["mode"] = "offline"
-        if not os.environ.get("WANDB_DIR"):
-            where["dir"] = str(self.folder())
+        mode = os.environ.get("WANDB_MODE", "").lower()
+        if not mode and not os.environ.get("WANDB_API_KEY"):
+            where["mode"] = mode = "offline"
+        if not os.environ.get("WANDB_DIR") and (self.root is not None or mode in ("offline", "dryrun")):
+            where["dir"] = str(self.folder())  # offline with no folder here: nowhere to keep the run (one warning)
         if not os.environ.get("WANDB_PROJECT"):
             where["project"] = PROJECT
         self.run = wandb.init(
