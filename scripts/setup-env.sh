@@ -28,5 +28,5 @@ fi
 # uv ignores pip's config, so the constraints file is what pins torch to the tested build.
 # --compile-bytecode: every later interpreter (tests start many) reads .pyc instead of recompiling
 # transformers and torch, also where PYTHONDONTWRITEBYTECODE is set
-VIRTUAL_ENV="$VENV" $UV pip install --quiet --compile-bytecode -c requirements/constraints.txt -e ".[test,ray,report]"
+VIRTUAL_ENV="$VENV" $UV pip install --quiet --compile-bytecode -c requirements/constraints.txt -e ".[test,ray,report,trackers]"
 echo "$WANT" > "$STAMP"

@@ -1,4 +1,4 @@
-"""Entry-point plugins: a package adds adapters, tasks, strategies or domains without editing this
+"""Entry-point plugins: a package adds adapters, tasks, strategies, domains or trackers without editing this
 one, by declaring an entry point in one of GROUPS (pyproject: ``[project.entry-points."transferbench.adapters"]
 my_models = "my_package.models"``). The entry point names a module (importing it registers what it
 defines) or a function (called once; if it returns a folder, the task files in it are registered).
@@ -16,7 +16,13 @@ from pathlib import Path
 
 from transferbench.tasks.files import include_path
 
-GROUPS = ("transferbench.domains", "transferbench.adapters", "transferbench.tasks", "transferbench.strategies")
+GROUPS = (
+    "transferbench.domains",
+    "transferbench.adapters",
+    "transferbench.tasks",
+    "transferbench.strategies",
+    "transferbench.trackers",  # a module that adds a tracker to TRACKERS (benchmarks/tracking/base.py)
+)
 _loaded: set[tuple[str, str]] = set()
 
 

@@ -114,7 +114,7 @@ class Shard:
 
     def select(self, specs: list[RunSpec]) -> list[RunSpec]:
         """This shard's cells, in matrix order."""
-        ranked = sorted(range(len(specs)), key=lambda i: provenance.config_hash(specs[i].public()))
+        ranked = sorted(range(len(specs)), key=lambda i: provenance.config_hash(specs[i].matrix_cell()))
         mine = set(ranked[self.index - 1 :: self.count])
         return [spec for i, spec in enumerate(specs) if i in mine]
 

@@ -20,11 +20,13 @@ from transferbench.adapters import Adapter
 from transferbench.adapters.classical import ClassicalAdapter
 from transferbench.benchmarks.execution.records import Tested, build_record
 from transferbench.benchmarks.execution.throughput import BenchConfig, pipeline_efficiency
+from transferbench.benchmarks.execution.tracked import finish_trackers, start_trackers
 from transferbench.benchmarks.plan.identity import sync_bn_applies
 from transferbench.benchmarks.plan.resolve import Plan, ResolvedRun
 from transferbench.benchmarks.plan.splits import make_splits
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.runtime.device import peak_memory, reset_peak_memory, resolve_device, seed_everything
+from transferbench.benchmarks.tracking import Trackers
 from transferbench.benchmarks.training.evaluate import predict_proba
 from transferbench.benchmarks.training.loop import FitRun, TrainOutcome
 from transferbench.tasks import TaskData
@@ -40,6 +42,7 @@ class Cell:
     device: torch.device
     out_dir: Path | None
     sync_bn_layers: int = 0  # BatchNorm layers --sync-bn converted
+    trackers: Trackers | None = None  # where it also logs (--log-to; execution.tracked)
 
     @property
     def target(self) -> float | None:
@@ -53,12 +56,23 @@ class Cell:
 
 def execute(run: ResolvedRun, data: TaskData, *, out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run one cell and return its record. Checkpoints go to ``out_dir`` (so a retried or resumed
-    cell continues from its last epoch); the caller appends the record and removes the checkpoint."""
+    cell continues from its last epoch); the caller appends the record and removes the checkpoint.
+    With ``--log-to``, the cell's trackers start before its clock and finish after its record."""
     device = distributed.device_for(resolve_device(run.spec.device))
+    trackers = start_trackers(run, out_dir)
+    record = None
+    try:
+        record = _execute(Cell(run, data, device, out_dir, trackers=trackers), progress)
+    finally:
+        finish_trackers(trackers, record)
+    return record
+
+
+def _execute(cell: Cell, progress: bool) -> dict[str, Any]:
+    run, data, device = cell.run, cell.data, cell.device
     distributed.init(device)
     distributed.agree(run.run_id, "which run this is (every process must get the same runs)")
     started = time.perf_counter()
-    cell = Cell(run, data, device, out_dir)
     train_split, val_split = make_splits(run.spec, data)
     seed_everything(run.spec.seed)
     model = build_adapter(run.plan, data.num_classes)
@@ -132,6 +146,7 @@ def _fit_neural(
             cell.target,
             bar,
             cell.checkpoint,
+            trackers=cell.trackers,
         )
         outcome = run.strategy.fit(fit)
     outcome.extra.update(peak_memory(device), setup_s=setup_s)  # training's peak: what a strategy costs in memory

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from transferbench.adapters.base import HEADS
+from transferbench.benchmarks.tracking import problem as tracker_problem
 from transferbench.benchmarks.training.budget import Budget
 from transferbench.options import Option, declared, option
 
@@ -52,6 +53,16 @@ class RunSpec:
     pipeline_efficiency: bool | None = option(
         None, "also time synthetic-input steps: real/synthetic throughput", default_text="on for CUDA, off on CPU"
     )
+    # where the run is also logged (tracking/): never part of its identity, and in public() only when set
+    log_to: tuple[str, ...] | None = option(
+        None,
+        "experiment trackers to log to: tensorboard, mlflow, wandb (pip install 'transferbench[trackers]')",
+        distinct=True,
+        identity=False,
+        nullable=True,
+        validator=tracker_problem,
+        default_text="none",
+    )
     options: Mapping[str, Any] = field(default_factory=dict)  # component options given (plan.resolve routes them)
 
     def public(self) -> dict[str, Any]:
@@ -59,11 +70,20 @@ class RunSpec:
         with local paths as their names: published records never carry a machine's absolute paths."""
         fields = asdict(self)
         fields["options"] = dict(self.options)
+        if self.log_to is None:  # added after the first records: absent unless set, as in the identity
+            del fields["log_to"]
+        else:
+            fields["log_to"] = list(self.log_to)
         for holder, key in ((fields, "data_dir"), (fields, "weights"), (fields["options"], "model_path")):
             value = holder.get(key)
             if value and Path(value).is_absolute():
                 holder[key] = Path(value).name
         return fields
+
+    def matrix_cell(self) -> dict[str, Any]:
+        """The spec as a cell of its matrix (what ``--shard`` orders cells by): ``public()`` without
+        ``log_to``, so that the shards of one matrix agree whether or not each logs to trackers."""
+        return {k: v for k, v in self.public().items() if k != "log_to"}
 
     @classmethod
     def create(cls, task: str, adapter: str, strategy: str, **values: Any) -> RunSpec:
@@ -79,6 +99,8 @@ class RunSpec:
         their own mapping hold them flat; those keys move into ``options``."""
         core = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in core and k not in ("budget", "options")}
+        if kwargs.get("log_to") is not None:
+            kwargs["log_to"] = tuple(kwargs["log_to"])
         legacy = {k: v for k, v in data.items() if k not in core and v is not None and v is not False}
         options = {**legacy, **data.get("options", {})}
         return cls(**kwargs, budget=Budget(**data.get("budget", {})), options=options)

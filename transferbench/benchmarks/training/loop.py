@@ -27,6 +27,7 @@ from torch import nn
 from transferbench.adapters.base import Adapter
 from transferbench.benchmarks.runtime import checkpoint, distributed, faults
 from transferbench.benchmarks.runtime.device import autocast, is_oom, sync
+from transferbench.benchmarks.tracking import Trackers
 from transferbench.benchmarks.training.budget import OPTIMIZERS, Budget
 from transferbench.benchmarks.training.evaluate import accuracy, recalibrate_batchnorm
 from transferbench.benchmarks.training.flops import step_flops
@@ -134,6 +135,9 @@ class FitRun:
     # Called with the (0-based) epoch before each epoch trains, also for the first epoch of a resumed
     # run, so it must set its state from the epoch alone (gradual unfreezing sets what trains).
     on_epoch: Callable[[int], None] | None = None
+    # Where the loop also logs (``--log-to``): its reads' mean loss and learning rates, each validation.
+    # None: nowhere (also on every process but the main one).
+    trackers: Trackers | None = None
 
 
 # optimizer steps between the loop's reads of the device (its loss and whether it stayed finite)
@@ -166,6 +170,7 @@ class _Loop:
         self.start = 0.0
         self.first_step_s = 0.0
         self.flops_per_step = 0
+        self.log_s = 0.0  # spent in trackers (--log-to): not training time
 
     def count_flops(self) -> None:
         """FLOPs of one step as the model now trains (``training.flops``), charged for every step of
@@ -177,9 +182,10 @@ class _Loop:
         self.start += time.perf_counter() - began
 
     def elapsed(self) -> float:
-        """Training time so far: without evaluation, and without this process's first step (kernel
-        selection, autotuning, lazy initialisation: a fixed cost, recorded as ``first_step_s``)."""
-        return self.earlier_s + time.perf_counter() - self.start - self.eval_s - self.first_step_s
+        """Training time so far: without evaluation, without logging to trackers, and without this
+        process's first step (kernel selection, autotuning, lazy initialisation: a fixed cost, recorded
+        as ``first_step_s``)."""
+        return self.earlier_s + time.perf_counter() - self.start - self.eval_s - self.first_step_s - self.log_s
 
     def restore(self) -> None:
         """Continue from the run's checkpoint, if a killed earlier attempt left one (every rank
@@ -269,6 +275,10 @@ class _Loop:
         reached = run.target is not None and outcome.val_accuracy[-1] >= run.target
         if reached and outcome.time_to_target_s is None:
             outcome.time_to_target_s = self.elapsed()
+        if run.trackers is not None:
+            logging = time.perf_counter()
+            run.trackers.log_epoch(epoch + 1, outcome.steps, {"val/accuracy": outcome.val_accuracy[-1]})
+            self.log_s += time.perf_counter() - logging
         if run.progress is not None:
             run.progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
         if run.checkpoint_path is not None and epoch + 1 < self.epochs:
@@ -285,7 +295,7 @@ class _Loop:
             self.step_fault()
             if epoch_timer is None and outcome.steps >= self.warmup_excluded:
                 sync(run.device)
-                epoch_timer = time.perf_counter()
+                epoch_timer, logged_before = time.perf_counter(), self.log_s
             loss = self.step(model, distributed.local_share(batch))
             if loss is None:
                 return self.stop(
@@ -308,7 +318,7 @@ class _Loop:
         stopped = self.read(epoch)
         sync(run.device)
         if epoch_timer is not None and stopped is None:
-            outcome.timed_s += time.perf_counter() - epoch_timer
+            outcome.timed_s += time.perf_counter() - epoch_timer - (self.log_s - logged_before)
         return stopped
 
     def read(self, epoch: int) -> TrainOutcome | None:
@@ -323,7 +333,22 @@ class _Loop:
             return self.stop("diverged", f"loss became {bad_loss} at step {first_bad} (epoch {epoch_of})")
         if self.run.progress is not None and mean_loss is not None:
             self.run.progress.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", refresh=False)
+        if self.run.trackers is not None and mean_loss is not None:
+            logging = time.perf_counter()
+            self.run.trackers.log_step(self.outcome.steps, {"train/loss": mean_loss, **learning_rates(self.optimizer)})
+            self.log_s += time.perf_counter() - logging
         return None
+
+
+def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The learning rate of each named parameter group (``train/lr/head``, ``train/lr/backbone``; a
+    group and its no-decay twin share one), from the host's copy: nothing here reads the device."""
+    rates: dict[str, float] = {}
+    for i, group in enumerate(optimizer.param_groups):
+        name = str(group.get("name", f"group{i}")).removesuffix("-no-decay")
+        if isinstance(group["lr"], int | float):  # a tensor learning rate would be a read: left out
+            rates.setdefault(f"train/lr/{name}", float(group["lr"]))
+    return rates
 
 
 class LossWatch:
