@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from matrix_cells import one_thread
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the feature cache of this test session, not the user's (~/.cache/transferbench): shared by its tests
+os.environ.setdefault("TRANSFERBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="transferbench-features-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRANSFERBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -40,3 +40,35 @@ register_strategy(
         weight_decay=0.0,
     )
 )
+
+
+@dataclass(frozen=True)
+class ClaimsOnValidation(Strategy):
+    """A stand-in whose validation and test disagree, for sweep selection: it reports ``claim`` as
+    its validation accuracy, and a claim above one half trains at a rate too small to learn, so the
+    point that looks best on validation is the worst on test."""
+
+    claim: float = option(0.5, "claims: the validation accuracy it reports", low=0, high=1)
+
+    def param_groups(self, model: Any) -> list[dict]:
+        lr = self.lr * (1e-6 if self.claim > 0.5 else 1.0)
+        return model.param_groups(lr, lr * self.backbone_lr_scale, self.weight_decay)
+
+    def fit(self, run: Any) -> Any:
+        outcome = super().fit(run)
+        outcome.val_accuracy = [*outcome.val_accuracy[:-1], self.claim]
+        return outcome
+
+
+register_strategy(
+    ClaimsOnValidation(
+        "claims",
+        "random init; reports a validation accuracy of its choosing (a stand-in for sweep tests)",
+        pretrained=False,
+        freeze="none",
+        bn_policy="train",
+        lr=1e-2,
+        backbone_lr_scale=1.0,
+        weight_decay=0.0,
+    )
+)

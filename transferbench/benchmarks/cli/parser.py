@@ -80,6 +80,18 @@ def _add_run_parser(sub: Any) -> None:
         help="fold-based tasks (esc50): the held-out fold, or a list/all for cross-validation, e.g. 1,2,3,4,5 "
         "(default 5)",
     )
+    p_run.add_argument(
+        "--sweep",
+        action="append",
+        metavar="OPTION=V1,V2|default",
+        help="tune on validation: train every value (several --sweep: a grid), test the winner only; default: "
+        "each strategy's own sweep (learning rate x1/3, x1, x3); see --sweep-seeds",
+    )
+    p_run.add_argument(
+        "--scratch-budget",
+        metavar="Kx[,Kx]",
+        help="also train every from-scratch row at K times the budget's epochs and step floor, e.g. 4x",
+    )
     options = p_run.add_argument_group("options (declared by the run, its budget and its components)")
     for declared in catalog().values():
         if declared.option.name not in SPELLED_APART:

@@ -9,6 +9,7 @@ matrix that also fine-tunes), and an option that none of the runs takes is refus
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import re
 import sys
@@ -19,6 +20,7 @@ from transferbench.benchmarks.cli.parser import SPELLED_APART
 from transferbench.benchmarks.execution import ray_executor  # noqa: F401  (registers --executor ray)
 from transferbench.benchmarks.execution.executors import Executor, ExecutorOptions, LaunchedExecutor
 from transferbench.benchmarks.execution.matrix import Shard, run_all
+from transferbench.benchmarks.plan import sweeps
 from transferbench.benchmarks.plan.catalog import Declared, catalog
 from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.plan.suites import SUITES, Suite, read_matrix
@@ -71,6 +73,30 @@ def parse_folds(text: str) -> list[int]:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise UserError(f"--test-fold {text!r} is not valid: expected fold numbers, a list, or all") from None
+
+
+def parse_scratch_budget(text: str) -> tuple[float, ...]:
+    """``4x`` or ``2x,4x`` -> (4.0,) or (2.0, 4.0): multiples of the budget above 1."""
+    out = []
+    for part in text.split(","):
+        try:
+            value = float(part.strip().lower().removesuffix("x"))
+        except ValueError:
+            value = 0.0
+        if not (value > 1 and value < 1e4):
+            raise UserError(f"--scratch-budget {text!r} is not valid: expected multiples above 1, e.g. 4x or 2x,4x")
+        out.append(value)
+    return tuple(out)
+
+
+def with_scratch_budgets(specs: list[RunSpec], multiples: tuple[float, ...]) -> list[RunSpec]:
+    """Beside every from-scratch spec, one at each multiple of its budget (``--scratch-budget``)."""
+    out = []
+    for spec in specs:
+        out.append(spec)
+        if not STRATEGIES.get(spec.strategy).pretrained and spec.budget_multiple == 1:
+            out += [dataclasses.replace(spec, budget=spec.budget.scaled(k), budget_multiple=k) for k in multiples]
+    return out
 
 
 def executor_options(args: argparse.Namespace) -> ExecutorOptions:
@@ -138,15 +164,22 @@ def _check_strategy_flags(given: dict[str, tuple[Declared, Any]], suite: Suite) 
 
 
 def _cell(
-    template: dict[str, Any], given: dict[str, tuple[Declared, Any]], sweep: dict[str, Any], seed: int
+    template: dict[str, Any],
+    given: dict[str, tuple[Declared, Any]],
+    sweep: dict[str, Any],
+    seed: int,
+    given_sweep: Any = None,
 ) -> RunSpec:
-    """One spec: the template's values, the flags over them, then what this cell of the sweep sets."""
+    """One spec: the template's values, the flags over them (``given_sweep``: --sweep's), then what
+    this cell of the matrix's expansion sets (fold, data budget)."""
     by_kind: dict[str, dict[str, Any]] = {"run": {}, "budget": {}, "options": {}}
     for name, (declared, value) in given.items():
         if declared.kind == "strategy" and not _strategy_takes(template, name):
             continue  # --lora-rank reaches the LoRA runs of the matrix only
         by_kind[declared.kind if declared.kind in ("run", "budget") else "options"][name] = value
     core = {k: v for k, v in template.items() if k not in ("budget", "options")}
+    if given_sweep is not None:
+        core["sweep"] = given_sweep
     budget = Budget(**{**template["budget"], **by_kind["budget"]})
     options = {**template["options"], **by_kind["options"], **sweep.pop("options", {})}
     return RunSpec(**{**core, **by_kind["run"], **sweep, "seed": seed, "budget": budget, "options": options})
@@ -168,6 +201,7 @@ def specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
     data_budgets = parse_budgets(args.train_examples) if args.train_examples else list(suite.train_examples)
     per_class = given["per_class"][1] if "per_class" in given else suite.per_class
     folds = parse_folds(args.test_fold) if args.test_fold else [None]
+    given_sweep = sweeps.parse_flag(args.sweep) if args.sweep else None
     specs = []
     for fold, n_examples, template, seed in itertools.product(folds, data_budgets, suite.runs, seeds):
         sweep: dict[str, Any] = {"options": {"test_fold": fold}} if fold is not None else {}
@@ -175,8 +209,9 @@ def specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
             sweep.update(data_protocol=n_examples, max_train_examples=None, per_class=False)
         elif sweep_budgets:
             sweep.update(max_train_examples=n_examples, per_class=per_class)
-        specs.append(_cell(template, given, sweep, seed))
-    return specs, suite.data_note, suite.name
+        specs.append(_cell(template, given, sweep, seed, given_sweep))
+    multiples = parse_scratch_budget(args.scratch_budget) if args.scratch_budget else suite.scratch_budgets
+    return with_scratch_budgets(specs, multiples), suite.data_note, suite.name
 
 
 def show_config(specs: list[RunSpec]) -> str:

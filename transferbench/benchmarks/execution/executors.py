@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class Job:
 
     run: ResolvedRun
     data: TaskData
+    meta: Mapping[str, Any] = field(default_factory=dict)  # the driver's own notes (a sweep's), never shipped
 
 
 Finish = Callable[[Job, CellResult], None]

@@ -6,11 +6,13 @@ the append-only results file has one writer. ``runner`` runs one cell; this modu
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferbench.benchmarks.execution import sweeping
 from transferbench.benchmarks.execution.executors import (
     EXECUTORS,
     CellResult,
@@ -22,6 +24,7 @@ from transferbench.benchmarks.execution.records import failed_record, summary_li
 from transferbench.benchmarks.execution.runner import checkpoint_file, execute
 from transferbench.benchmarks.plan.resolve import Plan, bind, resolve
 from transferbench.benchmarks.plan.spec import RunSpec
+from transferbench.benchmarks.plan.sweeps import SweepRole
 from transferbench.benchmarks.results import (
     RESULTS_FILE,
     SETTLED,
@@ -57,21 +60,32 @@ def load(plan: Plan, log: Any) -> TaskData:
     return data
 
 
-def plan_jobs(plans: list[Plan], *, out_dir: Path, resume: bool, executor: Executor, log: Any = print) -> list[Job]:
-    """Each resolved cell bound to its task's data (loaded once per load key), its identity made
-    with ``amp`` as the executor resolves it; with ``resume``, finished runs are left out."""
-    cache: dict[tuple, TaskData] = {}
-    done = finished_ids(out_dir) if resume else set()
+class Binder:
+    """Plans bound to their task's data as jobs, each task loaded once per load key, each identity
+    made with ``amp`` as the executor resolves it (first: a device the workers lack is refused
+    before any data loads)."""
+
+    def __init__(self, executor: Executor, log: Any) -> None:
+        self.executor, self.log = executor, log
+        self.cache: dict[tuple, TaskData] = {}
+
+    def __call__(self, plan: Plan, role: SweepRole | None = None) -> Job:
+        amp = self.executor.resolve_amp(plan.spec)
+        if plan.load_key not in self.cache:
+            self.cache[plan.load_key] = load(plan, self.log)
+        data = self.cache[plan.load_key]
+        return Job(dataclasses.replace(bind(plan, data, amp), role=role), data)
+
+
+def plan_jobs(plans: list[Plan], *, bind: Binder, done: set[str], log: Any = print) -> list[Job]:
+    """Each resolved cell as a job; ``done`` runs (finished, under --resume) are left out."""
     jobs = []
     for plan in plans:
-        amp = executor.resolve_amp(plan.spec)  # first: a device the workers lack is refused before data loads
-        if plan.load_key not in cache:
-            cache[plan.load_key] = load(plan, log)
-        run = bind(plan, cache[plan.load_key], amp)
-        if run.run_id in done:
-            log(f"skip {run.label}: finished record {run.run_id} exists")
+        job = bind(plan)
+        if job.run.run_id in done:
+            log(f"skip {job.run.label}: finished record {job.run.run_id} exists")
             continue
-        jobs.append(Job(run, cache[plan.load_key]))
+        jobs.append(job)
     for plan in plans:
         if plan.recipe_note:
             log(f"note: {plan.label}: {plan.recipe_note}")
@@ -79,14 +93,19 @@ def plan_jobs(plans: list[Plan], *, out_dir: Path, resume: bool, executor: Execu
 
 
 def _append(job: Job, result: CellResult, target: Path, out_dir: Path, log: Any) -> dict[str, Any]:
-    """The driver's one write per cell: the record (or a failed one), then the checkpoint goes."""
+    """The driver's one write per cell: the record (or a failed one), then the checkpoint goes.
+    A sweep's final carries its sweep; its winning point's kept checkpoint goes with it."""
     if result.record is not None:
         record = result.record
     else:
         record = failed_record(job.run, job.data, result.error, result.trace, result.hardware)
+    if "sweep" in job.meta:
+        record = {**record, "sweep": job.meta["sweep"]}
     append_or_keep(target, record)
     if result.record is not None:
         checkpoint_file(out_dir, record["run_id"]).unlink(missing_ok=True)
+        if job.run.role is not None and job.run.role.resume_from:
+            checkpoint_file(out_dir, job.run.role.resume_from).unlink(missing_ok=True)
     log(summary_line(record))
     return record
 
@@ -113,10 +132,16 @@ class Shard:
         return shard_file(self.index, self.count)
 
     def select(self, specs: list[RunSpec]) -> list[RunSpec]:
-        """This shard's cells, in matrix order."""
-        ranked = sorted(range(len(specs)), key=lambda i: provenance.config_hash(specs[i].matrix_cell()))
-        mine = set(ranked[self.index - 1 :: self.count])
-        return [spec for i, spec in enumerate(specs) if i in mine]
+        """This shard's cells, in matrix order. The seeds of a sweep are one unit (its winner on the
+        first seed runs on the others), so a shard takes a sweep whole: its points and its finals."""
+        keys = [_shard_key(spec) for spec in specs]
+        mine = set(sorted(set(keys))[self.index - 1 :: self.count])
+        return [spec for spec, key in zip(specs, keys, strict=True) if key in mine]
+
+
+def _shard_key(spec: RunSpec) -> str:
+    cell = spec.matrix_cell()
+    return provenance.config_hash({k: v for k, v in cell.items() if k != "seed"} if spec.sweep else cell)
 
 
 def run_all(
@@ -147,11 +172,25 @@ def run_all(
     owned = not isinstance(executor, Executor)
     runner = EXECUTORS.get(executor)(options or ExecutorOptions()) if isinstance(executor, str) else executor
     records: list[dict[str, Any]] = []
+    plain, sweeps = sweeping.split(plans, log)
+    points = sweeping.points_file(out_dir, shard)
+
+    def finish(job: Job, result: CellResult) -> None:
+        if sweeping.is_point(job.run):
+            sweeping.record_point(job, result, points, log)
+        else:
+            records.append(_append(job, result, target, out_dir, log))
+
     try:
-        jobs = plan_jobs(plans, out_dir=out_dir, resume=resume, executor=runner, log=log)
-        runner.run(
-            jobs, out_dir, lambda job, result: records.append(_append(job, result, target, out_dir, log)), progress
-        )
+        bind = Binder(runner, log)
+        done = finished_ids(out_dir) if resume else set()
+        jobs = plan_jobs(plain, bind=bind, done=done, log=log)
+        jobs += sweeping.point_jobs(sweeps, bind, sweeping.finished_points(out_dir) if resume else set(), log)
+        runner.run(jobs, out_dir, finish, progress)
+        finals = sweeping.final_jobs(sweeps, bind, out_dir, done, log)
+        for job in [j for j in finals if "no_winner" in j.meta]:
+            finish(job, CellResult(error="no point of its sweep finished (see the sweeps file)"))
+        runner.run([j for j in finals if "no_winner" not in j.meta], out_dir, finish, progress)
     finally:
         if owned:
             runner.close()
@@ -165,5 +204,7 @@ def run_one(
     (for notebooks and tests; a matrix goes through ``run_all``). ``data``: the task's data if loaded."""
     plan = resolve(spec)
     data = data if data is not None else load(plan, lambda _: None)
+    if spec.sweep is not None:
+        raise UserError("run_one runs one cell; a sweep is several: give it to run_all")
     run = bind(plan, data, EXECUTORS.get("serial")(ExecutorOptions()).resolve_amp(spec))
     return execute(run, data, out_dir=out_dir, progress=progress)

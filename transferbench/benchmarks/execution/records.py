@@ -167,6 +167,49 @@ def _setup_s(outcome: TrainOutcome) -> float | None:
     return None if before is None else before + outcome.extra.get("first_step_s", 0.0)
 
 
+POINT_KIND = "sweep-point"
+
+
+def point_record(cell: Any, outcome: TrainOutcome) -> dict[str, Any]:
+    """A sweep point's line (the sweeps file, not results): what selection reads, its validation
+    accuracy after the last epoch, and what the point cost. It holds no test metric: a point is
+    never tested. The driver adds which sweep and grid values it is (``execution.sweeping``)."""
+    run = cell.run
+    return {
+        "kind": POINT_KIND,
+        "point_id": run.run_id,
+        "sweep": run.role.name,
+        "status": outcome.status,
+        "status_detail": outcome.status_detail,
+        "seed": run.spec.seed,
+        "val_accuracy": outcome.val_accuracy[-1] if outcome.val_accuracy and outcome.status == "ok" else None,
+        "val_accuracy_per_epoch": outcome.val_accuracy,
+        "train_s": outcome.train_s,
+        "train_flops": outcome.train_flops,
+        "steps": outcome.steps,
+        "config": dict(run.identity),
+        "git_commit": provenance.git_commit(),
+        "hardware": provenance.device_info(str(cell.device)),
+        "finished_at": provenance.now_utc(),
+    }
+
+
+def failed_point(run: ResolvedRun, error: str) -> dict[str, Any]:
+    """The line of a point that raised or whose worker died: it cannot win."""
+    return {
+        "kind": POINT_KIND,
+        "point_id": run.run_id,
+        "sweep": run.role.name if run.role else "",
+        "status": FAILED,
+        "status_detail": without_paths(error),
+        "seed": run.spec.seed,
+        "val_accuracy": None,
+        "train_s": 0.0,
+        "train_flops": None,
+        "finished_at": provenance.now_utc(),
+    }
+
+
 def failed_record(
     run: ResolvedRun, data: TaskData, error: str, trace: str, hardware: dict[str, Any] | None
 ) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from transferbench.adapters import Adapter
 from transferbench.adapters.classical import ClassicalAdapter
-from transferbench.benchmarks.execution.records import Tested, build_record
+from transferbench.adapters.families import weights_revision
+from transferbench.benchmarks.execution.records import Tested, build_record, point_record
 from transferbench.benchmarks.execution.throughput import BenchConfig, pipeline_efficiency
 from transferbench.benchmarks.execution.tracked import finish_trackers, start_trackers
 from transferbench.benchmarks.plan.identity import sync_bn_applies
@@ -28,6 +29,7 @@ from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.runtime.device import peak_memory, reset_peak_memory, resolve_device, seed_everything
 from transferbench.benchmarks.tracking import Trackers
 from transferbench.benchmarks.training.evaluate import predict_proba
+from transferbench.benchmarks.training.features import FeatureCache, default_dir
 from transferbench.benchmarks.training.loop import FitRun, TrainOutcome
 from transferbench.tasks import TaskData
 from transferbench.tasks.base import Split
@@ -51,7 +53,16 @@ class Cell:
 
     @property
     def checkpoint(self) -> Path | None:
-        return None if self.out_dir is None else checkpoint_file(self.out_dir, self.run.run_id)
+        """Where the run checkpoints: its own file, or (a sweep's final on the swept seed) the file of
+        the winning point, which holds that point's last epoch: the final tests it without retraining."""
+        role = self.run.role
+        run_id = role.resume_from if role is not None and role.resume_from else self.run.run_id
+        return None if self.out_dir is None else checkpoint_file(self.out_dir, run_id)
+
+    @property
+    def is_point(self) -> bool:
+        """A sweep point trains and validates only; its last checkpoint is kept for the final run."""
+        return self.run.role is not None and self.run.role.kind == "point"
 
 
 def execute(run: ResolvedRun, data: TaskData, *, out_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
@@ -59,7 +70,7 @@ def execute(run: ResolvedRun, data: TaskData, *, out_dir: Path | None = None, pr
     cell continues from its last epoch); the caller appends the record and removes the checkpoint.
     With ``--log-to``, the cell's trackers start before its clock and finish after its record."""
     device = distributed.device_for(resolve_device(run.spec.device))
-    trackers = start_trackers(run, out_dir)
+    trackers = start_trackers(run, out_dir, None if run.role is None else run.role.name)
     record = None
     try:
         record = _execute(Cell(run, data, device, out_dir, trackers=trackers), progress)
@@ -87,6 +98,8 @@ def _execute(cell: Cell, progress: bool) -> dict[str, Any]:
     outcome.extra["run_wall_s"] = time.perf_counter() - started
     if run.plan.recipe_note:
         outcome.extra["recipe_note"] = run.plan.recipe_note
+    if cell.is_point:
+        return point_record(cell, outcome)
     return build_record(cell, model, outcome, tested, len(train_split), len(val_split))
 
 
@@ -147,10 +160,12 @@ def _fit_neural(
             bar,
             cell.checkpoint,
             trackers=cell.trackers,
+            keep_final=cell.is_point,
+            features=feature_cache(run, model, device),
         )
         outcome = run.strategy.fit(fit)
     outcome.extra.update(peak_memory(device), setup_s=setup_s)  # training's peak: what a strategy costs in memory
-    if outcome.status != "ok":
+    if outcome.status != "ok" or cell.is_point:  # a sweep point is never tested
         return outcome, None
     preds, probs, eval_s = predict_proba(model, test_pipe, spec.budget.batch_size * 2, device, run.amp)
     measure = spec.pipeline_efficiency if spec.pipeline_efficiency is not None else device.type == "cuda"
@@ -168,6 +183,25 @@ def _fit_neural(
         with run.strategy.as_trained(model):
             outcome.extra["pipeline_efficiency"] = pipeline_efficiency(model, cfg, device, run.amp, real, replay)
     return outcome, Tested(preds, probs, eval_s)
+
+
+def feature_cache(run: ResolvedRun, model: Adapter, device: torch.device) -> FeatureCache | None:
+    """The run's entries in the feature cache: for strategies that fit a probe on frozen pretrained
+    features, unless ``--no-cache`` or the weights have no known revision (``training.features``)."""
+    spec, strategy = run.spec, run.strategy
+    if not spec.cache or not strategy.pretrained or not (strategy.closed_form_head or strategy.head_init == "probe"):
+        return None
+    revision = weights_revision(run.identity["adapter"], model, pretrained=True, weights=spec.weights)
+    if revision is None:
+        return None
+    return FeatureCache.for_run(
+        Path(spec.cache_dir) if spec.cache_dir else default_dir(),
+        run.identity,
+        weights_revision=revision,
+        preprocessing=model.preprocessing.to_dict(),
+        device=device.type,
+        torch=torch.__version__,
+    )
 
 
 def _first_batches(pipeline: Any, batch_size: int, seed: int, count: int) -> list[dict[str, torch.Tensor]]:

@@ -22,6 +22,7 @@ from transferbench.benchmarks.plan.catalog import catalog
 from transferbench.benchmarks.plan.identity import run_identity
 from transferbench.benchmarks.plan.spec import RunSpec, core_options
 from transferbench.benchmarks.plan.splits import make_splits
+from transferbench.benchmarks.plan.sweeps import SweepRole
 from transferbench.benchmarks.results import provenance
 from transferbench.benchmarks.runtime import distributed
 from transferbench.benchmarks.runtime.device import resolve_device
@@ -78,6 +79,7 @@ class ResolvedRun:
     amp: str  # what --amp resolved to where the cell runs
     n_train: int
     n_val: int
+    role: SweepRole | None = None  # a point or the final of a sweep (plan.sweeps); None: a plain run
 
     @property
     def run_id(self) -> str:

@@ -21,6 +21,7 @@ from transferbench.benchmarks.training.budget import Budget
 from transferbench.options import Option, declared, option
 
 AMP = ("auto", "off", "bf16", "fp16")
+SWEEP_SEEDS = ("first", "all")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,23 @@ class RunSpec:
         validator=tracker_problem,
         default_text="none",
     )
+    # the feature cache (training.features): where probes keep frozen features; neither changes a result
+    cache: bool = option(True, "reuse frozen features from the feature cache (linear probe, lp-ft)", identity=False)
+    cache_dir: str | None = option(
+        None,
+        "the feature cache's folder",
+        identity=False,
+        default_text="$TRANSFERBENCH_CACHE_DIR or ~/.cache/transferbench",
+    )
+    # validation-selected sweep (plan.sweeps): None, "default" (the strategy's own), or option -> values
+    sweep: Mapping[str, tuple[Any, ...]] | str | None = None
+    sweep_seeds: str = option(
+        "first",
+        "sweep on the first seed and run its winner on every seed (VTAB), or sweep all seeds",
+        choices=SWEEP_SEEDS,
+    )
+    # --scratch-budget 4x: the budget (epochs, min_steps) is this multiple of the comparison's own
+    budget_multiple: float = 1.0
     options: Mapping[str, Any] = field(default_factory=dict)  # component options given (plan.resolve routes them)
 
     def public(self) -> dict[str, Any]:
@@ -74,7 +92,21 @@ class RunSpec:
             del fields["log_to"]
         else:
             fields["log_to"] = list(self.log_to)
-        for holder, key in ((fields, "data_dir"), (fields, "weights"), (fields["options"], "model_path")):
+        if self.sweep is None:  # added since too: absent unless set
+            del fields["sweep"], fields["sweep_seeds"]
+        elif not isinstance(self.sweep, str):
+            fields["sweep"] = {name: list(values) for name, values in self.sweep.items()}
+        if self.budget_multiple == 1:
+            del fields["budget_multiple"]
+        for key, default in (("cache", True), ("cache_dir", None)):
+            if fields[key] == default:
+                del fields[key]
+        for holder, key in (
+            (fields, "data_dir"),
+            (fields, "weights"),
+            (fields, "cache_dir"),
+            (fields["options"], "model_path"),
+        ):
             value = holder.get(key)
             if value and Path(value).is_absolute():
                 holder[key] = Path(value).name
@@ -83,7 +115,7 @@ class RunSpec:
     def matrix_cell(self) -> dict[str, Any]:
         """The spec as a cell of its matrix (what ``--shard`` orders cells by): ``public()`` without
         ``log_to``, so that the shards of one matrix agree whether or not each logs to trackers."""
-        return {k: v for k, v in self.public().items() if k != "log_to"}
+        return {k: v for k, v in self.public().items() if k not in ("log_to", "cache", "cache_dir")}
 
     @classmethod
     def create(cls, task: str, adapter: str, strategy: str, **values: Any) -> RunSpec:
@@ -101,6 +133,8 @@ class RunSpec:
         kwargs = {k: v for k, v in data.items() if k in core and k not in ("budget", "options")}
         if kwargs.get("log_to") is not None:
             kwargs["log_to"] = tuple(kwargs["log_to"])
+        if isinstance(kwargs.get("sweep"), Mapping):
+            kwargs["sweep"] = {name: tuple(values) for name, values in kwargs["sweep"].items()}
         legacy = {k: v for k, v in data.items() if k not in core and v is not None and v is not False}
         options = {**legacy, **data.get("options", {})}
         return cls(**kwargs, budget=Budget(**data.get("budget", {})), options=options)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transferbench.benchmarks.plan import sweeps
 from transferbench.benchmarks.plan.catalog import catalog
 from transferbench.benchmarks.training.budget import Budget
 from transferbench.configfile import Located, read_mapping, to_dataclass
@@ -35,6 +36,7 @@ class Suite:
     seeds: tuple[int, ...] = (0,)
     train_examples: tuple[int | str | None, ...] = (None,)  # data budgets (None: all; a str: a data protocol)
     per_class: bool = False
+    scratch_budgets: tuple[float, ...] = ()  # from-scratch rows also at these multiples of the budget
 
 
 @dataclass
@@ -59,6 +61,7 @@ class MatrixFile:
     budget: Budget | None = None
     grid: Grid | None = None
     include_path: tuple[str, ...] = ()  # folders of task files, relative to the matrix file
+    scratch_budget: tuple[float, ...] = ()  # as --scratch-budget: from-scratch rows also at K times the budget
 
 
 def _task_reference(item: Located, key: str, value: Any) -> Any:
@@ -94,12 +97,14 @@ def checked_options(item: Located, data: dict[str, Any]) -> dict[str, Any]:
             template[key] = value
         elif key == "budget":
             template["budget"] = checked_budget(item.children.get("budget", item), value or {})
+        elif key == "sweep":
+            template["sweep"] = sweeps.checked(value, f"{item.where(key)}: sweep")
         elif key in known and key != "seed":
             option = known[key]
             section = {"budget": template["budget"], "run": template}.get(option.kind, template["options"])
             section[key] = option.option.check(value, f"{item.where(key)}: {key}")
         else:
-            hint = suggest(str(key), [*NAMES, "budget", *(k for k in known if k != "seed")])
+            hint = suggest(str(key), [*NAMES, "budget", "sweep", *(k for k in known if k != "seed")])
             raise item.error(str(key), "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else ""))
     return template
 
@@ -151,6 +156,13 @@ def _data_budgets(located: Located, values: tuple[int | str, ...]) -> tuple[int 
     return tuple(out)
 
 
+def _scratch_budgets(located: Located, values: tuple[float, ...]) -> tuple[float, ...]:
+    if any(not 1 < v < 1e4 for v in values):
+        why = f"expected multiples of the budget above 1, e.g. [4]; got {list(values)}"
+        raise located.error("scratch_budget", why)
+    return tuple(float(v) for v in values)
+
+
 def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
     """A run-matrix file as a Suite (and its aliases)."""
     located = read_mapping(path, "run-matrix file")
@@ -184,6 +196,7 @@ def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
         head.seeds,
         _data_budgets(located, head.train_examples),
         head.per_class,
+        _scratch_budgets(located, head.scratch_budget),
     )
     return suite, aliases
 

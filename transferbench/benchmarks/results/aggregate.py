@@ -24,7 +24,7 @@ def latest_per_seed(records: list[dict]) -> list[dict]:
         key = (
             r["task"],
             r["adapter"],
-            r["strategy"],
+            row_strategy(r),
             r["train_examples"],
             protocol_of(r),
             r["seed"],
@@ -65,6 +65,34 @@ def mean_of_present(values: Iterable[Any]) -> float | None:
     return statistics.fmean(present) if present else None
 
 
+def budget_multiple(record: dict) -> float:
+    """K of ``--scratch-budget Kx`` (1: the comparison's own budget)."""
+    return float((record.get("run_spec") or {}).get("budget_multiple", 1))
+
+
+def row_strategy(record: dict) -> str:
+    """The strategy a row shows: its name, with the budget multiple where it trained K times over."""
+    k = budget_multiple(record)
+    return record["strategy"] if k == 1 else f"{record['strategy']} {k:g}x"
+
+
+def sweep_of(runs: list[dict]) -> dict[str, Any]:
+    """What tuning a row's runs had: a validation sweep's size, axes and cost (``sweep`` in the
+    records), or a probe's C search (its sweep, inside its fit and its train_s)."""
+    sweeps = [r["sweep"] for r in runs if isinstance(r.get("sweep"), dict)]
+    if sweeps:
+        where = "first seed" if sweeps[0]["seeds"] == "first" else "each seed"
+        return {
+            "sweep_size": sweeps[0]["size"],
+            "sweep_axes": f"{', '.join(sweeps[0]['grid'])}, on the {where}",
+            "sweep_train_s": mean_of_present(s.get("train_s") for s in sweeps),
+        }
+    searched = [len((r.get("details") or {}).get("probe_val_accuracy_by_C") or {}) for r in runs]
+    if any(searched):
+        return {"sweep_size": max(searched), "sweep_axes": "C, in the fit", "sweep_train_s": None}
+    return {"sweep_size": None, "sweep_axes": None, "sweep_train_s": None}
+
+
 def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
     domain, task, adapter, strategy, n_train, protocol = key
     acc = [r["metrics"]["accuracy"] for r in runs]
@@ -93,6 +121,8 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
         "nll_mean": mean_of_present(r["metrics"].get("nll") for r in runs),
         "train_flops_mean": mean_of_present(r.get("train_flops") for r in runs),
         "tier": None,
+        "budget_multiple": budget_multiple(runs[0]),
+        **sweep_of(runs),
         "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
         "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
         "train_samples_per_s": mean_of_present(r["throughput"].get("train_samples_per_s") for r in runs),
@@ -111,7 +141,7 @@ def _counted_groups(records: list[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in latest_per_seed(records):
         if r["status"] in FINISHED:
-            key = (r["domain"], r["task"], r["adapter"], r["strategy"], r["train_examples"], protocol_of(r))
+            key = (r["domain"], r["task"], r["adapter"], row_strategy(r), r["train_examples"], protocol_of(r))
             groups[key].append(r)
     return groups
 
@@ -139,15 +169,21 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
     for same in _comparisons(rows):
         scratch = [b for b in same if not b["pretrained"]]  # the baselines: every row not from pretrained weights
         best = max(scratch, key=lambda b: b["accuracy_mean"], default=None)
-        for row in same:
-            own = next((b for b in scratch if b["adapter"] == row["adapter"]), None)
+        for row in same:  # its own baseline: the same architecture from scratch at the same budget
+            own = next((b for b in scratch if b["adapter"] == row["adapter"] and b["budget_multiple"] == 1), None)
             _set_gain(row, own, "gain", runs_of)
             _set_gain(row, best, "gain_best", runs_of)
-            row["best_scratch"] = None if best is None else best["adapter"]
+            row["best_scratch"] = None if best is None else _baseline_name(best)
         ranked = tiers([r["accuracy_mean"] for r in same], [runs_of[id(r)] for r in same])
         for row, tier in zip(same, ranked, strict=True):
             row["tier"] = tier if len(same) > 1 else None
     return rows
+
+
+def _baseline_name(row: dict) -> str:
+    """How "gain vs best scratch" names its baseline: the adapter, and its budget where it is not the
+    comparison's own (``minilm-l6 scratch 4x``)."""
+    return row["adapter"] if row["budget_multiple"] == 1 else f"{row['adapter']} {row['strategy']}"
 
 
 def _comparisons(rows: list[dict]) -> list[list[dict]]:

@@ -26,7 +26,7 @@ def flops_text(flops: float | None) -> str:
     """FLOPs with an SI prefix (1.2 TF, 340 GF), or — where not counted."""
     if flops is None:
         return "—"
-    for scale, unit in ((1e18, "EF"), (1e15, "PF"), (1e12, "TF"), (1e9, "GF"), (1e6, "MF")):
+    for scale, unit in ((1e18, "EF"), (1e15, "PF"), (1e12, "TF"), (1e9, "GF"), (1e6, "MF"), (1e3, "kF")):
         if flops >= scale:
             return f"{flops / scale:.3g} {unit}"
     return f"{flops:.3g} F"
@@ -70,6 +70,11 @@ def _accuracy(r: dict) -> str:
 def _time_to_target(r: dict) -> str:
     shown = "—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s"
     return shown + (f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else "")
+
+
+def _sweep(r: dict) -> str:
+    """The tuning a row had, as VTAB's hyper_sweep_size: how many settings were tried, over what."""
+    return "—" if r["sweep_size"] is None else f"{r['sweep_size']} ({r['sweep_axes']})"
 
 
 def _leading_number(text: str) -> float | None:

@@ -123,3 +123,18 @@ def _correctness_fits(code: str, n: int) -> bool:
         return len(base64.b64decode(code, validate=True)) == -(-n // 8)
     except (binascii.Error, ValueError):
         return False
+
+
+def validate_point_record(record: Any) -> str | None:
+    """None if ``record`` is a sweep point's line (``execution.records.point_record``), else why not."""
+    if not isinstance(record, dict) or record.get("kind") != "sweep-point":
+        return "not a sweep point (kind: sweep-point)"
+    for key, kind in (("point_id", str), ("sweep", str), ("status", str), ("seed", int), ("finished_at", str)):
+        if not isinstance(record.get(key), kind):
+            return f"missing field {key!r}"
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    value = record.get("val_accuracy")
+    if value is not None and not (is_number(value) and 0 <= value <= 1):
+        return f"val_accuracy should be a number in [0, 1] or null, got {value!r}"
+    return None

@@ -53,6 +53,7 @@ class Difference:
 def correctness_matrix(runs: list[dict]) -> np.ndarray | None:
     """[seeds, items] of 0/1 from the runs' ``test_correct``; None if any run lacks it or the runs
     were tested on different numbers of items."""
+    runs = sorted(runs, key=lambda r: (r["seed"], r.get("run_id", "")))  # not the files' order: same draws
     sizes = {r.get("test_examples") for r in runs}
     if len(sizes) != 1 or any(not r.get("test_correct") for r in runs):
         return None

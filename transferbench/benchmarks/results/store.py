@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.results.schema import validate_bench_record, validate_record
+from transferbench.benchmarks.results.schema import validate_bench_record, validate_point_record, validate_record
 from transferbench.benchmarks.runtime import faults
 from transferbench.errors import UserError
 
@@ -38,6 +38,8 @@ RESULTS_FILE = "results.jsonl"
 SHARD_FILE = "results.shard-{index}-of-{count}.jsonl"
 _SHARD_NAME = re.compile(r"results\.shard-(\d+)-of-(\d+)\.jsonl")
 TABLE_FILE = "results.md"
+SWEEP_FILE = "sweeps.jsonl"  # sweep points (execution.sweeping): validation scores, never results
+SWEEP_SHARD_FILE = "sweeps.shard-{index}-of-{count}.jsonl"
 BENCH_FILES = ("bench.jsonl", "timm-reference.jsonl", "peers.jsonl")  # throughput measurements, not runs
 TORN = "not complete JSON (a torn write: the process was killed while appending this line)"
 
@@ -140,7 +142,9 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 def _validator_for(path: Path) -> Callable[[Any], str | None]:
     """What a file holds is named by the file: bench.jsonl holds throughput records, the rest runs."""
-    return validate_bench_record if path.name in BENCH_FILES else validate_record
+    if path.name in BENCH_FILES:
+        return validate_bench_record
+    return validate_point_record if path.name.startswith("sweeps.") else validate_record
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -208,6 +212,21 @@ def results_files(folder: str | Path) -> list[Path]:
             shards.append(((int(match.group(2)), int(match.group(1))), path))
     main = [folder / RESULTS_FILE] if (folder / RESULTS_FILE).is_file() else []
     return main + [path for _, path in sorted(shards)]
+
+
+def sweep_files(folder: str | Path) -> list[Path]:
+    """A result folder's sweep-point files: sweeps.jsonl and one per shard."""
+    folder = Path(folder)
+    found = [folder / SWEEP_FILE] if (folder / SWEEP_FILE).is_file() else []
+    return found + sorted(p for p in folder.glob("sweeps.shard-*-of-*.jsonl") if p.is_file())
+
+
+def read_points(folder: str | Path) -> list[dict[str, Any]]:
+    """Every sweep point recorded in a result folder, in file order (torn lines skipped with a warning)."""
+    points: list[dict[str, Any]] = []
+    for path in sweep_files(folder):
+        points += _read_file(path, None, True).records
+    return points
 
 
 def _read_file(path: Path, validate: Callable[[Any], str | None] | None, warn: bool) -> Loaded:

@@ -58,6 +58,10 @@ class Strategy:
     head_init: ClassVar[str] = "random"  # random | probe (the head starts from a fitted probe)
     # whether a classical adapter (fitted in closed form, no pretrained weights) can run it
     fits_classical: ClassVar[bool] = False
+    # ``--sweep default`` (plan.sweeps): option -> multiples of the recipe's value, tried on validation.
+    # Three learning rates a factor 3 apart: the one knob every gradient-trained strategy is most
+    # sensitive to, at the least points that can show a recipe's rate was not the best
+    default_sweep: ClassVar[dict[str, tuple[float, ...]]] = {"lr": (1 / 3, 1.0, 3.0)}
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "probe": self.closed_form_head, "head_init": self.head_init}

@@ -43,6 +43,7 @@ class LinearProbe(Strategy):
     """A closed-form probe on cached frozen features; with an MLP head, the head is trained."""
 
     closed_form_head: ClassVar[bool] = True
+    default_sweep: ClassVar[dict[str, tuple[float, ...]]] = {}  # its C search is its sweep
     c_search: CSearch = option(PROBE_C_SEARCH, C_SEARCH_HELP, parse=_grid, validator=_search_problem)
 
     def progress_steps(self, budget: Budget, num_examples: int, head: str) -> int:
@@ -76,5 +77,9 @@ class ProbeThenFinetune(Strategy):
         outcome.train_flops = (outcome.train_flops or 0) + probe.train_flops
         if outcome.time_to_target_s is not None:
             outcome.time_to_target_s += probe.train_s
-        outcome.extra.update(probe_C=probe.extra["probe_C"], probe_val_accuracy=probe.val_accuracy[0])
+        outcome.extra.update(
+            probe_C=probe.extra["probe_C"],
+            probe_val_accuracy=probe.val_accuracy[0],
+            feature_cache=probe.extra["feature_cache"],
+        )
         return outcome

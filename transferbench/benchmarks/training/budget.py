@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from transferbench.options import option
 
@@ -27,6 +27,10 @@ class Budget:
     # Optimizer steps every run gets at least, by adding epochs: with 5 labels per class, 3 epochs
     # are 3 steps, and "fine-tuning loses to a probe" would be a verdict on the budget, not the method.
     min_steps: int = option(100, "optimizer steps every run gets at least, by adding epochs (0: epochs alone)", low=0)
+
+    def scaled(self, multiple: float) -> Budget:
+        """This budget ``multiple`` times over (``--scratch-budget 4x``): epochs and the step floor."""
+        return replace(self, epochs=max(1, round(self.epochs * multiple)), min_steps=round(self.min_steps * multiple))
 
     def epochs_for(self, steps_per_epoch: int) -> int:
         """Epochs that run: ``epochs``, or more where that many epochs are under ``min_steps``."""

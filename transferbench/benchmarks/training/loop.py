@@ -30,6 +30,7 @@ from transferbench.benchmarks.runtime.device import autocast, is_oom, sync
 from transferbench.benchmarks.tracking import Trackers
 from transferbench.benchmarks.training.budget import OPTIMIZERS, Budget
 from transferbench.benchmarks.training.evaluate import accuracy, recalibrate_batchnorm
+from transferbench.benchmarks.training.features import FeatureCache
 from transferbench.benchmarks.training.flops import step_flops
 from transferbench.errors import UserError
 
@@ -135,6 +136,9 @@ class FitRun:
     # Called with the (0-based) epoch before each epoch trains, also for the first epoch of a resumed
     # run, so it must set its state from the epoch alone (gradual unfreezing sets what trains).
     on_epoch: Callable[[int], None] | None = None
+    # also checkpoint after the last epoch (a sweep point: its final run continues from it, testing)
+    keep_final: bool = False
+    features: FeatureCache | None = None  # where a probe's frozen features are kept (training.features)
     # Where the loop also logs (``--log-to``): its reads' mean loss and learning rates, each validation.
     # None: nowhere (also on every process but the main one).
     trackers: Trackers | None = None
@@ -281,7 +285,7 @@ class _Loop:
             self.log_s += time.perf_counter() - logging
         if run.progress is not None:
             run.progress.set_postfix(epoch=epoch + 1, val_acc=f"{outcome.val_accuracy[-1]:.3f}", refresh=True)
-        if run.checkpoint_path is not None and epoch + 1 < self.epochs:
+        if run.checkpoint_path is not None and (epoch + 1 < self.epochs or run.keep_final):
             self.save(epoch)
 
     def epoch(self, epoch: int) -> TrainOutcome | None:

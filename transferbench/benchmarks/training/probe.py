@@ -68,11 +68,11 @@ def fit_linear_probe(run: FitRun, search: CSearch) -> TrainOutcome:
     outcome = TrainOutcome(closed_form=True)
     sync(device)
     start = time.perf_counter()
-    x_train = extract_features(model, train_pipe, batch_size, device, amp)
+    x_train, train_found = _features(run, "train", lambda: extract_features(model, train_pipe, batch_size, device, amp))
     sync(device)
     outcome.timed_s = time.perf_counter() - start
     outcome.timed_samples = len(x_train)
-    x_val = extract_features(model, val_pipe, batch_size, device, amp)
+    x_val, val_found = _features(run, "val", lambda: extract_features(model, val_pipe, batch_size, device, amp))
     y_train, y_val = train_pipe.labels.cpu().numpy(), val_pipe.labels.cpu().numpy()
     mu, sigma = x_train.mean(0), x_train.std(0) + 1e-6
     fits = _search_c(run, search, (x_train - mu) / sigma, y_train, (x_val - mu) / sigma, y_val)
@@ -83,12 +83,21 @@ def fit_linear_probe(run: FitRun, search: CSearch) -> TrainOutcome:
         "probe_C": best_c,
         "probe_val_accuracy_by_C": {str(c): s for c, (s, _) in sorted(fits.items())},
         **({"probe_C_at_limit": True} if best_c in search.limits else {}),
+        "feature_cache": {"train": train_found, "val": val_found},
     }
     outcome.steps = 1
     outcome.train_flops = probe_flops(model, train_pipe, run.budget.batch_size, amp, len(x_train) + len(x_val))
     sync(device)
     outcome.train_s = time.perf_counter() - start
     return outcome
+
+
+def _features(run: FitRun, split: str, compute: Any) -> tuple[np.ndarray, str]:
+    """A split's frozen features from the run's feature cache (``training.features``), or computed
+    here when the run has none (``--no-cache``, a model whose weights have no known revision)."""
+    if run.features is None:
+        return compute(), "off"
+    return run.features.get(split, compute)
 
 
 def _search_c(run: FitRun, search: CSearch, z_train, y_train, z_val, y_val) -> dict[float, tuple[float, Any]]:

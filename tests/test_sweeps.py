@@ -1,0 +1,166 @@
+"""Sweeps selected on validation: the winner is chosen on validation alone and only it is tested, the
+swept seed's final is its winning point (not trained again), a killed sweep resumes at its next
+point, shards keep a sweep whole, and bad sweeps are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from transferbench.benchmarks.cli import main
+from transferbench.benchmarks.execution import executors, matrix, runner, sweeping
+from transferbench.benchmarks.execution.matrix import Shard, run_all
+from transferbench.benchmarks.plan.spec import RunSpec
+from transferbench.benchmarks.plan.sweeps import parse_flag
+from transferbench.benchmarks.results import aggregate
+from transferbench.benchmarks.training.budget import Budget
+from transferbench.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def _toys():
+    import toy_domain  # noqa: F401  (the tabular domain and toy-iris)
+    import toy_strategy  # noqa: F401  (frozen-stem and the `claims` stand-in)
+
+
+TOY = ["run", "--task", "toy-iris", "--adapter", "toy-mlp", "--epochs", "3", "--batch-size", "16", "--min-steps", "0"]
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _spec(strategy: str = "scratch", seed: int = 0, **values) -> RunSpec:
+    budget = Budget(epochs=3, batch_size=16, min_steps=0)
+    return RunSpec.create("toy-iris", "toy-mlp", strategy, seed=seed, budget=budget, device="cpu", **values)
+
+
+def test_the_winner_is_chosen_on_validation_alone_and_only_it_is_tested(tmp_path):
+    out = tmp_path / "out"
+    assert main([*TOY, "--strategy", "claims", "--sweep", "claim=0.2,0.9", "--no-progress", "--out", str(out)]) == 0
+    points = _lines(out / "sweeps.jsonl")
+    assert [(p["values"], p["val_accuracy"]) for p in points] == [({"claim": 0.2}, 0.2), ({"claim": 0.9}, 0.9)]
+    assert all("metrics" not in p for p in points)  # a point is never tested
+    (record,) = _lines(out / "results.jsonl")
+    sweep = record["sweep"]
+    assert sweep["winner"] == {"claim": 0.9} and record["config"]["strategy"]["claim"] == 0.9
+    assert sweep["size"] == 2 and sweep["seeds"] == "first" and sweep["tested_the_point"]
+    assert [p["val_accuracy"] for p in sweep["points"]] == [0.2, 0.9]
+    assert sweep["train_s"] == pytest.approx(sum(p["train_s"] for p in points))
+    # the validation winner learned nothing: its test accuracy is what the other point would beat
+    other = matrix.run_one(_spec("claims", claim=0.2))
+    assert record["metrics"]["accuracy"] < other["metrics"]["accuracy"]
+    assert record["config"]["sweep"] == {"grid": {"claim": [0.2, 0.9]}, "seeds": "first"}
+
+
+def test_the_swept_seeds_final_is_its_winning_point_and_other_seeds_train_afresh(tmp_path, monkeypatch):
+    fits = []
+    original = runner._fit_neural
+    monkeypatch.setattr(runner, "_fit_neural", lambda cell, *a: fits.append(cell.run.role) or original(cell, *a))
+    specs = [_spec(seed=s, sweep={"lr": (1e-3, 3e-2)}) for s in (0, 1)]
+    records = run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
+    assert [r.kind for r in fits] == ["point", "point", "final", "final"]  # seed 0's two points, then each final
+    by_seed = {r["seed"]: r for r in records}
+    assert by_seed[0]["sweep"]["tested_the_point"] and not by_seed[1]["sweep"]["tested_the_point"]
+    assert by_seed[1]["sweep"]["swept_seed"] == 0
+    winner = by_seed[0]["sweep"]["winner"]
+    # the final of seed 0 continued from its point's last checkpoint: the same run, bit for bit
+    plain = matrix.run_one(_spec(seed=0, **winner))
+    assert by_seed[0]["metrics"] == plain["metrics"]
+    assert by_seed[0]["val_accuracy_per_epoch"] == plain["val_accuracy_per_epoch"]
+    assert by_seed[0]["steps"] == plain["steps"] and by_seed[0]["train_flops"] == plain["train_flops"]
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))  # kept only until the final was recorded
+
+
+def test_sweep_seeds_all_sweeps_every_seed(tmp_path):
+    specs = [_spec(seed=s, sweep={"lr": (1e-3, 3e-2)}, sweep_seeds="all") for s in (0, 1)]
+    records = run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
+    assert len(_lines(tmp_path / "sweeps.jsonl")) == 4
+    assert sorted(r["sweep"]["swept_seed"] for r in records) == [0, 1]
+
+
+class Killed(BaseException):
+    pass
+
+
+def test_a_killed_sweep_resumes_at_its_next_point(tmp_path, monkeypatch):
+    specs = [_spec(sweep={"lr": (1e-3, 1e-2, 3e-2)})]
+    original = sweeping.record_point
+
+    def die_after_first(job, result, target, log):
+        original(job, result, target, log)
+        raise Killed
+
+    monkeypatch.setattr(sweeping, "record_point", die_after_first)
+    with pytest.raises(Killed):
+        run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
+    monkeypatch.setattr(sweeping, "record_point", original)
+    ran = []
+    execute = runner.execute
+    monkeypatch.setattr(executors, "execute", lambda run, *a, **k: ran.append(run.role.kind) or execute(run, *a, **k))
+    (record,) = run_all(specs, out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
+    assert ran == ["point", "point", "final"]  # the first point was recorded: not run again
+    assert len(_lines(tmp_path / "sweeps.jsonl")) == 3 and record["sweep"]["size"] == 3
+
+
+def test_default_sweeps_are_three_learning_rates_around_each_recipe_and_none_for_the_probe(tmp_path):
+    out = tmp_path / "out"
+    argv = [*TOY, "--strategy", "scratch,linear-probe", "--sweep", "default", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    records = {r["strategy"]: r for r in _lines(out / "results.jsonl")}
+    assert records["scratch"]["sweep"]["grid"] == {"lr": [0.000667, 0.002, 0.006]}  # scratch's 2e-3 x 1/3, 1, 3
+    assert "sweep" not in records["linear-probe"]  # its C search is its sweep
+
+
+def test_shards_take_a_sweep_whole():
+    specs = [_spec(seed=s, sweep="default") for s in (0, 1, 2)] + [_spec("finetune", seed=s) for s in (0, 1, 2)]
+    shards = [Shard(i, 2).select(specs) for i in (1, 2)]
+    owners = {spec.seed: i for i, mine in enumerate(shards) for spec in mine if spec.sweep}
+    assert len(set(owners.values())) == 1 and sum(len(s) for s in shards) == 6
+
+
+@pytest.mark.parametrize(
+    "flag, says",
+    [
+        (["lr=1e-3,abc"], "--lr: expected a finite number above 0"),
+        (["lrr=1e-3"], "'lrr' is not a sweepable option; did you mean 'lr'?"),
+        (["seed=0,1"], "'seed' is not a sweepable option"),
+        (["lr"], "expected default or OPTION=V1,V2"),
+        (["lr=1e-3,1e-3"], "a value is repeated"),
+    ],
+)
+def test_a_bad_sweep_is_one_line(flag, says):
+    with pytest.raises(UserError, match=None) as caught:
+        parse_flag(flag)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_matrix_files_sweep_key_is_read_and_checked(tmp_path, capsys):
+    good = tmp_path / "m.yaml"
+    good.write_text(
+        "runs:\n  - {task: toy-iris, adapter: toy-mlp, strategy: scratch, sweep: {lr: [0.001, 0.01]}}\n"
+        "budget: {epochs: 1, batch_size: 16, min_steps: 0}\n"
+    )
+    assert main(["run", "--config", str(good), "--show-config"]) == 0
+    assert "sweep:\n    lr:\n    - 0.001\n    - 0.01" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs:\n  - {task: toy-iris, adapter: toy-mlp, strategy: scratch, sweep: {lr: [-1]}}\n")
+    assert main(["run", "--config", str(bad), "--show-config"]) == 2
+    assert "bad.yaml:2: sweep: lr: expected a finite number above 0" in capsys.readouterr().err
+
+
+def test_scratch_budget_adds_scratch_rows_at_k_times_the_steps(tmp_path):
+    out = tmp_path / "out"
+    argv = [*TOY, "--strategy", "scratch,finetune", "--scratch-budget", "4x", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    records = _lines(out / "results.jsonl")
+    scratch = {r["run_spec"].get("budget_multiple", 1): r for r in records if r["strategy"] == "scratch"}
+    assert scratch[4.0]["steps"] == 4 * scratch[1]["steps"] and len(records) == 3
+    rows = {r["strategy"]: r for r in aggregate(records)}
+    assert set(rows) == {"scratch", "scratch 4x", "finetune"}
+    best = max((rows["scratch"], rows["scratch 4x"]), key=lambda r: r["accuracy_mean"])
+    assert rows["finetune"]["best_scratch"] == ("toy-mlp" if best is rows["scratch"] else "toy-mlp scratch 4x")
+    assert rows["scratch 4x"]["gain_pts"] is not None  # against the same architecture at the own budget
+    assert main([*TOY, "--scratch-budget", "1x"]) == 2
