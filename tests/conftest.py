@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,6 @@ from matrix_cells import one_thread
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# the feature cache of this test session, not the user's (~/.cache/transferbench): shared by its tests
-os.environ.setdefault("TRANSFERBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="transferbench-features-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRANSFERBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -78,7 +75,8 @@ def small_imagefolder(tmp_path: Path, cifar10_like: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_cache(tmp_path_factory: pytest.TempPathFactory):
-    """transferbench's cache (the datasets caches of local copies) in a folder of this session's."""
+    """transferbench's cache (the datasets caches of local copies, the feature cache) in a folder of
+    this session's."""
     os.environ["TRANSFERBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("transferbench-cache"))
     yield
 

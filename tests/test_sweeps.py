@@ -164,3 +164,22 @@ def test_scratch_budget_adds_scratch_rows_at_k_times_the_steps(tmp_path):
     assert rows["finetune"]["best_scratch"] == ("toy-mlp" if best is rows["scratch"] else "toy-mlp scratch 4x")
     assert rows["scratch 4x"]["gain_pts"] is not None  # against the same architecture at the own budget
     assert main([*TOY, "--scratch-budget", "1x"]) == 2
+
+
+@pytest.mark.parametrize("by", ["flops", "seconds"])
+def test_match_compute_gives_scratch_the_compute_of_each_strategy_it_is_compared_to(tmp_path, by):
+    import toy_family  # noqa: F401  (toymlp:<width>, which LoRA applies to)
+
+    out = tmp_path / "out"
+    argv = ["run", "--task", "toy-iris", "--adapter", "toymlp:24", "--strategy", "lora,scratch", "--epochs", "2"]
+    argv += ["--batch-size", "16", "--min-steps", "0", "--match-compute", by, "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    records = {r["run_spec"].get("matched_to") or r["strategy"]: r for r in _lines(out / "results.jsonl")}
+    assert set(records) == {"lora", "scratch", f"lora {by}"}
+    lora, scratch, matched = records["lora"], records["scratch"], records[f"lora {by}"]
+    cost = (lambda r: r["train_flops"]) if by == "flops" else (lambda r: r["time"]["train_s"])
+    per_step, per_epoch = cost(scratch) / scratch["steps"], scratch["steps"] // 2
+    wanted = -(-cost(lora) // per_step)  # steps lora's compute buys scratch, rounded up to whole epochs
+    assert matched["steps"] == max(1, -(-wanted // per_epoch)) * per_epoch
+    rows = {r["strategy"]: r for r in aggregate(list(records.values()))}
+    assert f"scratch =lora {by}" in rows and rows["lora"]["best_scratch"] is not None

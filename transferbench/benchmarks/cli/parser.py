@@ -92,6 +92,12 @@ def _add_run_parser(sub: Any) -> None:
         metavar="Kx[,Kx]",
         help="also train every from-scratch row at K times the budget's epochs and step floor, e.g. 4x",
     )
+    p_run.add_argument(
+        "--match-compute",
+        choices=("flops", "seconds"),
+        help="also train every from-scratch row with the train FLOPs (or seconds) of each pretrained strategy it "
+        "is compared to, at its own measured cost per step",
+    )
     options = p_run.add_argument_group("options (declared by the run, its budget and its components)")
     for declared in catalog().values():
         if declared.option.name not in SPELLED_APART:

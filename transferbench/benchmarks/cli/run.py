@@ -260,6 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor=_executor(args, options),
         options=options,
         shard=shard,
+        match_compute=args.match_compute,
     )
     distributed.shutdown()
     return _finish(records, out) if distributed.is_main() else 0  # rank 0 writes the table

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transferbench.benchmarks.execution import sweeping
+from transferbench.benchmarks.execution import matching, sweeping
 from transferbench.benchmarks.execution.executors import (
     EXECUTORS,
     CellResult,
@@ -138,6 +138,10 @@ class Shard:
         mine = set(sorted(set(keys))[self.index - 1 :: self.count])
         return [spec for spec, key in zip(specs, keys, strict=True) if key in mine]
 
+    def owns(self, spec: RunSpec) -> bool:
+        """Whether a run planned after the matrix (a compute-matched scratch run) is this shard's."""
+        return int(_shard_key(spec)[:8], 16) % self.count == self.index - 1
+
 
 def _shard_key(spec: RunSpec) -> str:
     cell = spec.matrix_cell()
@@ -154,6 +158,7 @@ def run_all(
     executor: str | Executor = "serial",
     options: ExecutorOptions | None = None,
     shard: Shard | None = None,
+    match_compute: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run a matrix: resolve every spec (a cell that cannot work stops the matrix before anything
     loads), keep this shard's cells, plan them (``plan_jobs``), let the executor run them, and append
@@ -191,6 +196,9 @@ def run_all(
         for job in [j for j in finals if "no_winner" in j.meta]:
             finish(job, CellResult(error="no point of its sweep finished (see the sweeps file)"))
         runner.run([j for j in finals if "no_winner" not in j.meta], out_dir, finish, progress)
+        if match_compute:  # after every run it matches is recorded
+            keep = None if shard is None else shard.owns
+            runner.run(matching.matched_jobs(out_dir, match_compute, bind, done, log, keep), out_dir, finish, progress)
     finally:
         if owned:
             runner.close()

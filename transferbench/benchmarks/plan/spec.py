@@ -70,7 +70,7 @@ class RunSpec:
         None,
         "the feature cache's folder",
         identity=False,
-        default_text="$TRANSFERBENCH_CACHE_DIR or ~/.cache/transferbench",
+        default_text="features/ in $TRANSFERBENCH_CACHE_DIR, else ~/.cache/transferbench",
     )
     # validation-selected sweep (plan.sweeps): None, "default" (the strategy's own), or option -> values
     sweep: Mapping[str, tuple[Any, ...]] | str | None = None
@@ -81,6 +81,8 @@ class RunSpec:
     )
     # --scratch-budget 4x: the budget (epochs, min_steps) is this multiple of the comparison's own
     budget_multiple: float = 1.0
+    # --match-compute: the strategy and measure this scratch run's steps were matched to ("lora flops")
+    matched_to: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # component options given (plan.resolve routes them)
 
     def public(self) -> dict[str, Any]:
@@ -98,6 +100,8 @@ class RunSpec:
             fields["sweep"] = {name: list(values) for name, values in self.sweep.items()}
         if self.budget_multiple == 1:
             del fields["budget_multiple"]
+        if self.matched_to is None:
+            del fields["matched_to"]
         for key, default in (("cache", True), ("cache_dir", None)):
             if fields[key] == default:
                 del fields[key]

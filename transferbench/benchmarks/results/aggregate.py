@@ -71,8 +71,11 @@ def budget_multiple(record: dict) -> float:
 
 
 def row_strategy(record: dict) -> str:
-    """The strategy a row shows: its name, with the budget multiple where it trained K times over."""
-    k = budget_multiple(record)
+    """The strategy a row shows: its name, with the budget multiple where it trained K times over,
+    or the compute it was matched to (``scratch =lora flops``)."""
+    k, matched = budget_multiple(record), (record.get("run_spec") or {}).get("matched_to")
+    if matched:
+        return f"{record['strategy']} ={matched}"
     return record["strategy"] if k == 1 else f"{record['strategy']} {k:g}x"
 
 
@@ -122,6 +125,7 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
         "train_flops_mean": mean_of_present(r.get("train_flops") for r in runs),
         "tier": None,
         "budget_multiple": budget_multiple(runs[0]),
+        "matched_to": (runs[0].get("run_spec") or {}).get("matched_to"),
         **sweep_of(runs),
         "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
         "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
@@ -170,7 +174,7 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
         scratch = [b for b in same if not b["pretrained"]]  # the baselines: every row not from pretrained weights
         best = max(scratch, key=lambda b: b["accuracy_mean"], default=None)
         for row in same:  # its own baseline: the same architecture from scratch at the same budget
-            own = next((b for b in scratch if b["adapter"] == row["adapter"] and b["budget_multiple"] == 1), None)
+            own = next((b for b in scratch if b["adapter"] == row["adapter"] and _own_budget(b)), None)
             _set_gain(row, own, "gain", runs_of)
             _set_gain(row, best, "gain_best", runs_of)
             row["best_scratch"] = None if best is None else _baseline_name(best)
@@ -180,10 +184,16 @@ def aggregate(records: list[dict]) -> list[dict[str, Any]]:
     return rows
 
 
+def _own_budget(row: dict) -> bool:
+    """A from-scratch row at the comparison's own budget (not K times it, nor matched to another's)."""
+    return row["budget_multiple"] == 1 and row["matched_to"] is None
+
+
 def _baseline_name(row: dict) -> str:
     """How "gain vs best scratch" names its baseline: the adapter, and its budget where it is not the
     comparison's own (``minilm-l6 scratch 4x``)."""
-    return row["adapter"] if row["budget_multiple"] == 1 else f"{row['adapter']} {row['strategy']}"
+    plain = _own_budget(row) and row["strategy"] == "scratch"
+    return row["adapter"] if plain else f"{row['adapter']} {row['strategy']}"
 
 
 def _comparisons(rows: list[dict]) -> list[list[dict]]:

@@ -13,8 +13,7 @@ Each entry is one ``.npy`` (float32, read without pickle) and a ``.json`` of its
 temporary file in the same folder and renamed into place: concurrent runs and shards writing the
 same entry each rename a complete file, and a reader never sees half of one. A file that cannot be
 read is computed again. ``--no-cache`` bypasses it, ``--cache-dir`` moves it (default
-``$TRANSFERBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/transferbench/features``, else
-``~/.cache/transferbench/features``).
+``features/`` under ``$TRANSFERBENCH_CACHE_DIR``, else ``~/.cache/transferbench/features``).
 """
 
 from __future__ import annotations
@@ -30,16 +29,16 @@ from typing import Any
 
 import numpy as np
 
+from transferbench.tasks.local_files import cache_root
+
 HIT, MISS = "hit", "miss"
 # identity keys that do not change what the frozen backbone computes
 NOT_FEATURES = ("strategy", "seed", "budget", "head", "compile", "channels_last", "sweep", "distributed")
 
 
 def default_dir() -> Path:
-    if os.environ.get("TRANSFERBENCH_CACHE_DIR"):
-        return Path(os.environ["TRANSFERBENCH_CACHE_DIR"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "transferbench" / "features"
+    """``features/`` in transferbench's cache (``$TRANSFERBENCH_CACHE_DIR``, else ~/.cache/transferbench)."""
+    return cache_root() / "features"
 
 
 @dataclass(frozen=True)
