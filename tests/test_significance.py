@@ -69,6 +69,15 @@ def test_pairing_finds_what_one_seed_each_cannot_and_seed_spread_widens_the_inte
     assert wide.ci_pts[1] - wide.ci_pts[0] > narrow.ci_pts[1] - narrow.ci_pts[0]
 
 
+def test_two_equal_stand_ins_are_not_separated_and_a_strong_one_is():
+    rng = np.random.RandomState(3)
+    weak, equal_a, equal_b = ([rng.rand(N) < p for _ in range(3)] for p in (0.5, 0.7, 0.7))
+    same = difference(_runs(equal_a), _runs(equal_b))  # the same rate, each item drawn apart
+    assert same.p_value >= 0.05 and same.ci_pts[0] < 0 < same.ci_pts[1]
+    strong = difference(_runs(equal_a), _runs(weak))
+    assert strong.p_value < 0.001 and strong.ci_pts[0] > 0
+
+
 def test_tiers_group_the_rows_not_shown_to_differ_from_the_best():
     b = _base()
     better, tied = b.copy(), b.copy()

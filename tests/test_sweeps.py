@@ -112,6 +112,13 @@ def test_default_sweeps_are_three_learning_rates_around_each_recipe_and_none_for
     records = {r["strategy"]: r for r in _lines(out / "results.jsonl")}
     assert records["scratch"]["sweep"]["grid"] == {"lr": [0.000667, 0.002, 0.006]}  # scratch's 2e-3 x 1/3, 1, 3
     assert "sweep" not in records["linear-probe"]  # its C search is its sweep
+    table = (out / "results.md").read_text()
+    cost = records["scratch"]["sweep"]["train_s"]
+    assert (
+        f"| 3 (lr, on the first seed) | {cost:.1f} s, " in table
+        or f"| 3 (lr, on the first seed) | {cost:.0f} s, " in table
+    )
+    assert "| 4 (C, in the fit) | in train s |" in table
 
 
 def test_shards_take_a_sweep_whole():

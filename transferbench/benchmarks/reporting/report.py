@@ -110,6 +110,7 @@ CSV_FIELDS = (
     "sweep_size",
     "sweep_axes",
     "sweep_train_s",
+    "sweep_flops",
     "budget_multiple",
     "ece_mean",
     "nll_mean",

@@ -89,11 +89,12 @@ def sweep_of(runs: list[dict]) -> dict[str, Any]:
             "sweep_size": sweeps[0]["size"],
             "sweep_axes": f"{', '.join(sweeps[0]['grid'])}, on the {where}",
             "sweep_train_s": mean_of_present(s.get("train_s") for s in sweeps),
+            "sweep_flops": mean_of_present(s.get("train_flops") for s in sweeps),
         }
     searched = [len((r.get("details") or {}).get("probe_val_accuracy_by_C") or {}) for r in runs]
     if any(searched):
-        return {"sweep_size": max(searched), "sweep_axes": "C, in the fit", "sweep_train_s": None}
-    return {"sweep_size": None, "sweep_axes": None, "sweep_train_s": None}
+        return {"sweep_size": max(searched), "sweep_axes": "C, in the fit", "sweep_train_s": None, "sweep_flops": None}
+    return {"sweep_size": None, "sweep_axes": None, "sweep_train_s": None, "sweep_flops": None}
 
 
 def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:

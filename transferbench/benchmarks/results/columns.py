@@ -77,6 +77,14 @@ def _sweep(r: dict) -> str:
     return "—" if r["sweep_size"] is None else f"{r['sweep_size']} ({r['sweep_axes']})"
 
 
+def _sweep_cost(r: dict) -> str:
+    """The whole sweep's training (every point's), in seconds and FLOPs where counted."""
+    if r["sweep_train_s"] is None:
+        return "in train s" if r["sweep_size"] else "—"
+    flops = f", {flops_text(r['sweep_flops'])}" if r.get("sweep_flops") else ""
+    return f"{_seconds(r['sweep_train_s'])} s{flops}"
+
+
 def _leading_number(text: str) -> float | None:
     match = re.match(r"\d+(\.\d+)?", text)
     return float(match.group()) if match else None
@@ -136,6 +144,8 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: r["train_flops_mean"],
         shown_if="train_flops_mean",
     ),
+    Column("sweep", "---:", _sweep, lambda r: r["sweep_size"], shown_if="sweep_size"),
+    Column("sweep cost", "---:", _sweep_cost, lambda r: r["sweep_train_s"], shown_if="sweep_size"),
     Column(
         "train samples/s",
         "---:",
