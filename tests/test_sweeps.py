@@ -190,3 +190,29 @@ def test_match_compute_gives_scratch_the_compute_of_each_strategy_it_is_compared
     assert matched["steps"] == max(1, -(-wanted // per_epoch)) * per_epoch
     rows = {r["strategy"]: r for r in aggregate(list(records.values()))}
     assert f"scratch =lora {by}" in rows and rows["lora"]["best_scratch"] is not None
+
+
+@pytest.mark.slow  # eight small trainings, half of them in Ray worker processes: a minute or two on 2 cores
+def test_ray_runs_a_sweeps_points_side_by_side_and_chooses_as_the_serial_executor(tmp_path):
+    pytest.importorskip("ray")
+    import matrix_cells
+
+    from transferbench.benchmarks.execution.executors import ExecutorOptions
+    from transferbench.benchmarks.execution.ray_executor import RayExecutor
+
+    specs = [
+        matrix_cells.spec("scratch", s, sweep={"lr": (1e-3, 1e-2)}, budget=Budget(2, 16, min_steps=0)) for s in (0, 1)
+    ]
+    with matrix_cells.one_thread():
+        serial = run_all(specs, out_dir=tmp_path / "serial", progress=False, log=lambda _: None)
+        executor = RayExecutor(ExecutorOptions(cpus_per_run=1, local_cpus=2))
+        try:
+            placed = run_all(specs, out_dir=tmp_path / "ray", executor=executor, progress=False, log=lambda _: None)
+        finally:
+            executor.close()
+    scores = [{p["index"]: p["val_accuracy"] for p in _lines(tmp_path / d / "sweeps.jsonl")} for d in ("ray", "serial")]
+    assert scores[0] == scores[1] and len(scores[0]) == 2  # in the order they finished: any, under Ray
+    by_seed = {r["seed"]: r for r in placed}
+    for record in serial:
+        assert matrix_cells.comparable(by_seed[record["seed"]]) == matrix_cells.comparable(record)
+        assert by_seed[record["seed"]]["sweep"]["winner"] == record["sweep"]["winner"]

@@ -169,6 +169,7 @@ def run_all(
     if shard is not None:
         mine = {id(spec) for spec in shard.select(specs)}
         plans = [plan for plan in plans if id(plan.spec) in mine]
+    out_dir.mkdir(parents=True, exist_ok=True)  # where Ray workers look for it (checkpoints, kept sweep points)
     target = out_dir / (shard.file if shard is not None else RESULTS_FILE)
     check_results_file(target)
     kept = flush_pending(target) if distributed.is_main() else 0  # one writer, also under a launcher
