@@ -47,6 +47,7 @@ def test_the_winner_is_chosen_on_validation_alone_and_only_it_is_tested(tmp_path
     sweep = record["sweep"]
     assert sweep["winner"] == {"claim": 0.9} and record["config"]["strategy"]["claim"] == 0.9
     assert sweep["size"] == 2 and sweep["seeds"] == "first" and sweep["tested_the_point"]
+    assert "best claim at the grid's edge" in (out / "results.md").read_text()  # 0.9: the highest tried
     assert [p["val_accuracy"] for p in sweep["points"]] == [0.2, 0.9]
     assert sweep["train_s"] == pytest.approx(sum(p["train_s"] for p in points))
     # the validation winner learned nothing: its test accuracy is what the other point would beat

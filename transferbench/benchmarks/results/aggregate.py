@@ -85,9 +85,11 @@ def sweep_of(runs: list[dict]) -> dict[str, Any]:
     sweeps = [r["sweep"] for r in runs if isinstance(r.get("sweep"), dict)]
     if sweeps:
         where = "first seed" if sweeps[0]["seeds"] == "first" else "each seed"
+        edge = sorted({name for s in sweeps for name in _at_edge(s)})
         return {
             "sweep_size": sweeps[0]["size"],
-            "sweep_axes": f"{', '.join(sweeps[0]['grid'])}, on the {where}",
+            "sweep_axes": f"{', '.join(sweeps[0]['grid'])}, on the {where}"
+            + (f"; best {', '.join(edge)} at the grid's edge" if edge else ""),
             "sweep_train_s": mean_of_present(s.get("train_s") for s in sweeps),
             "sweep_flops": mean_of_present(s.get("train_flops") for s in sweeps),
         }
@@ -95,6 +97,17 @@ def sweep_of(runs: list[dict]) -> dict[str, Any]:
     if any(searched):
         return {"sweep_size": max(searched), "sweep_axes": "C, in the fit", "sweep_train_s": None, "sweep_flops": None}
     return {"sweep_size": None, "sweep_axes": None, "sweep_train_s": None, "sweep_flops": None}
+
+
+def _at_edge(sweep: dict[str, Any]) -> list[str]:
+    """The numeric options whose winning value is the lowest or highest the sweep tried: a best value
+    on the grid's edge says the optimum may lie past it (the table says so)."""
+    winner = sweep.get("winner") or {}
+    return [
+        name
+        for name, tried in sweep["grid"].items()
+        if len(tried) > 1 and all(is_number(v) for v in tried) and winner.get(name) in (min(tried), max(tried))
+    ]
 
 
 def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
