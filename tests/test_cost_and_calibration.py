@@ -49,6 +49,43 @@ def test_a_step_is_counted_as_the_hand_count_and_a_frozen_backbone_costs_less():
     assert probe_flops(model, pipe, b, "none", examples=100) == round(forward / b * 100)
 
 
+@pytest.mark.parametrize("groups", [1, 4, 16])
+def test_a_grouped_convolutions_step_is_three_forward_passes_and_frozen_it_is_two(groups):
+    """torch 2.11 counts a grouped conv's weight gradient ``groups`` times over; ours does not."""
+
+    class Conv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 16, 1)  # its input needs no gradient: not charged one
+            self.conv = torch.nn.Conv2d(16, 16, 3, padding=1, groups=groups)
+
+        def forward(self, batch):
+            return self.conv(self.stem(batch["x"])).mean((2, 3))
+
+    class Pipe:
+        labels = torch.zeros(4, dtype=torch.long)
+
+        def unaugmented(self):
+            return self
+
+        def groups(self, batch_size, **_):
+            return [torch.arange(4)]
+
+        def collate(self, idx, gen):
+            return {"x": torch.ones(len(idx), 3, 8, 8), "labels": self.labels[idx]}
+
+    model = Conv()
+    b, positions = 4, 8 * 8
+    stem, conv = 2 * b * positions * 3 * 16, 2 * b * positions * 16 * (16 // groups) * 9
+    forward = stem + conv
+    assert step_flops(model, Pipe(), b, "none", backward=False) == forward
+    # weights: one gradient pass each; inputs: the conv's only
+    assert step_flops(model, Pipe(), b, "none") == forward + forward + conv
+    model.conv.weight.requires_grad_(False)
+    model.conv.bias.requires_grad_(False)
+    assert step_flops(model, Pipe(), b, "none") == forward + stem + conv
+
+
 def test_counting_at_a_micro_batch_scales_to_the_batch_and_leaves_the_model_as_it_was():
     model, pipe = _mlp_and_pipe()
     before = {k: v.clone() for k, v in model.state_dict().items()}
