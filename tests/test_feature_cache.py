@@ -42,6 +42,8 @@ def test_a_hit_gives_the_bit_identical_probe_across_strategies_and_seeds(digits,
     again = _probe(digits, tmp_path)
     assert _found(again) == {"train": "hit", "val": "hit"}
     assert again["metrics"] == first["metrics"]
+    assert first["throughput"]["train_samples_per_s"] > 0 and again["throughput"]["train_samples_per_s"] is None
+    assert again["train_flops"] == first["train_flops"]  # what the method needs, whatever the cache saved
     assert again["details"]["probe_val_accuracy_by_C"] == first["details"]["probe_val_accuracy_by_C"]
     assert _found(_probe(digits, tmp_path, seed=1)) == {"train": "hit", "val": "hit"}  # frozen features: no seed
     assert _found(_probe(digits, tmp_path, strategy="lp-ft")) == {"train": "hit", "val": "hit"}

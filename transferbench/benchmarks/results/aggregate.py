@@ -99,6 +99,14 @@ def sweep_of(runs: list[dict]) -> dict[str, Any]:
     return {"sweep_size": None, "sweep_axes": None, "sweep_train_s": None, "sweep_flops": None}
 
 
+def _training_rate(record: dict) -> float | None:
+    """Training samples/s; none for a probe whose features came from the feature cache (records
+    written before the runner stopped reporting one carry a rate of reading the cache)."""
+    if ((record.get("details") or {}).get("feature_cache") or {}).get("train") == "hit":
+        return None
+    return record["throughput"].get("train_samples_per_s")
+
+
 def _at_edge(sweep: dict[str, Any]) -> list[str]:
     """The numeric options whose winning value is the lowest or highest the sweep tried: a best value
     on the grid's edge says the optimum may lie past it (the table says so)."""
@@ -143,7 +151,7 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
         **sweep_of(runs),
         "near_chance_runs": sum(r["status"] == "near-chance" for r in runs),
         "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
-        "train_samples_per_s": mean_of_present(r["throughput"].get("train_samples_per_s") for r in runs),
+        "train_samples_per_s": mean_of_present(_training_rate(r) for r in runs),
         "pipeline_efficiency": mean_of_present(pipeline),
         "time_to_target_s": mean_of_present(r["time"].get("time_to_target_s") for r in runs),
         "target_accuracy": runs[0]["time"].get("target_accuracy"),
