@@ -1,6 +1,7 @@
 """The results files (the one reader and writer: ``store``), the record schema, the rows of a set
 (``aggregate``), its tables (``markdown``) and provenance. Consumers import from here."""
 
+from transferbench.atomic import write_atomic
 from transferbench.benchmarks.results import provenance
 from transferbench.benchmarks.results.aggregate import (
     INPUT_SIZES,
@@ -75,7 +76,6 @@ from transferbench.benchmarks.results.store import (
     results_files,
     shard_file,
     sweep_files,
-    write_atomic,
 )
 
 __all__ = [

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from transferbench.atomic import write_atomic
 from transferbench.benchmarks.results.aggregate import aggregate, failed_runs
 from transferbench.benchmarks.results.columns import columns_for, row_cells
-from transferbench.benchmarks.results.store import TABLE_FILE, read_results, write_atomic
+from transferbench.benchmarks.results.store import TABLE_FILE, read_results
 
 
 def table(rows: list[dict]) -> str:

@@ -126,20 +126,6 @@ def flush_pending(path: str | Path) -> int:
     return len(kept)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _validator_for(path: Path) -> Callable[[Any], str | None]:
     """What a file holds is named by the file: bench.jsonl holds throughput records, the rest runs."""
     if path.name in BENCH_FILES:

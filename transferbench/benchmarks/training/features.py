@@ -19,9 +19,8 @@ read is computed again. ``--no-cache`` bypasses it, ``--cache-dir`` moves it (de
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from transferbench.atomic import write_atomic
 from transferbench.tasks.local_files import cache_root
 
 HIT, MISS = "hit", "miss"
@@ -73,21 +73,10 @@ class FeatureCache:
     def _write(self, path: Path, features: np.ndarray, split: str) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic(path, lambda fh: np.save(fh, features, allow_pickle=False))
+            buffer = io.BytesIO()
+            np.save(buffer, features, allow_pickle=False)
+            write_atomic(path, buffer.getvalue())
             meta = json.dumps({**self.key, "split": split, "shape": list(features.shape)}, default=str, indent=1)
-            _atomic(path.with_suffix(".json"), lambda fh: fh.write(meta.encode()))
+            write_atomic(path.with_suffix(".json"), meta)
         except OSError:
             pass  # a cache that cannot be written costs speed, never the run
-
-
-def _atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
