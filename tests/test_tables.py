@@ -61,6 +61,18 @@ def test_a_closed_form_fit_shows_no_epochs_or_steps():
     assert "| t | a | linear-probe | 100 | — | closed form |" in table(aggregate([probe]))
 
 
+def test_time_to_target_says_how_many_seeds_reached_it():
+    """A mean over the one seed that got there must not read as every seed's time."""
+    runs = [rec("scratch", seed, 0.7) for seed in range(3)]
+    runs[2]["time"]["time_to_target_s"] = 222.0
+    row = aggregate(runs)[0]
+    assert row["target_reached_runs"] == 1
+    assert "| 222s, 1/3 seeds (≥0.70) |" in table([row])
+    for r in runs:
+        r["time"]["time_to_target_s"] = 100.0
+    assert "| 100s (≥0.70) |" in table(aggregate(runs))
+
+
 def test_gain_against_the_strongest_scratch_row_of_the_task():
     rows = {(r["adapter"], r["strategy"]): r for r in aggregate(_sst2_like_set())}
     ft = rows[("big", "finetune")]

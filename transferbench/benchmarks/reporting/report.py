@@ -117,6 +117,7 @@ CSV_FIELDS = (
     "train_samples_per_s",
     "pipeline_efficiency",
     "time_to_target_s",
+    "target_reached_runs",
     "trainable_params",
     "total_params",
     "trainable_share",

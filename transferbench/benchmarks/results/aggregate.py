@@ -153,7 +153,9 @@ def _row(key: tuple, runs: list[dict]) -> dict[str, Any]:
         "train_s_mean": statistics.fmean(r["time"]["train_s"] for r in runs),
         "train_samples_per_s": mean_of_present(_training_rate(r) for r in runs),
         "pipeline_efficiency": mean_of_present(pipeline),
+        # a mean over the seeds that reached the target: the count says how many did
         "time_to_target_s": mean_of_present(r["time"].get("time_to_target_s") for r in runs),
+        "target_reached_runs": sum(is_number(r["time"].get("time_to_target_s")) for r in runs),
         "target_accuracy": runs[0]["time"].get("target_accuracy"),
         "trainable_params": runs[0]["params"]["trainable"],
         "total_params": runs[0]["params"]["total"],

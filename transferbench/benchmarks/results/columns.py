@@ -68,7 +68,12 @@ def _accuracy(r: dict) -> str:
 
 
 def _time_to_target(r: dict) -> str:
+    """Mean seconds to the validation target; when only some seeds got there, how many did (a mean over
+    the fast seeds alone would read as if every seed had)."""
     shown = "—" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.0f}s"
+    reached = r.get("target_reached_runs", r["n_seeds"])
+    if r["time_to_target_s"] is not None and reached < r["n_seeds"]:
+        shown += f", {reached}/{r['n_seeds']} seeds"
     return shown + (f" (≥{r['target_accuracy']:.2f})" if r["target_accuracy"] else "")
 
 
