@@ -79,8 +79,8 @@ def _csv_dir(kind: str, root: Path) -> Path:
         train = train + "caf\xe9,1\n"
     elif kind == "empty-text":
         train = 'sentence,label\n"",1\n"  ",0\n'
-    elif kind == "non-integer-label":
-        train = train.replace("good film,1", "good film,positive")
+    elif kind == "unknown-label":
+        train = train.replace("good film,1", "good film,pos")
     elif kind == "unseen-test-label":
         test = test + "what,2\n"
     elif kind == "empty-file":
@@ -333,11 +333,11 @@ CASES = [
     ("csv-bad-encoding", [*TEXT, "--data-dir", "{csv}"], "bad-encoding", None, "train.csv:"),
     ("csv-all-text-empty", [*TEXT, "--data-dir", "{csv}"], "empty-text", None, "no rows with text in column"),
     (
-        "csv-non-integer-label",
+        "csv-unknown-label",
         [*TEXT, "--data-dir", "{csv}"],
-        "non-integer-label",
+        "unknown-label",
         None,
-        "label 'positive' (data row 1) is not one of 0, 1",
+        "label 'pos' (data row 1) is not one of 0, 1 or negative, positive",
     ),
     ("csv-unseen-test-label", [*TEXT, "--data-dir", "{csv}"], "unseen-test-label", None, "label '2' (data row 3)"),
     ("csv-empty-file", [*TEXT, "--data-dir", "{csv}"], "empty-file", None, "train.csv: file is empty"),

@@ -54,7 +54,7 @@ def test_every_builtin_task_and_suite_is_a_file():
     # the package's own tasks (other tests register toy and user tasks in the same process)
     ours = {n for n in TASKS.names() if TASKS.get(n).domain in ("vision", "text", "audio") and n not in TASK_FILES}
     assert {p.stem for p in PACKAGE_TASKS.glob("*.yaml")} == ours
-    assert {p.stem for p in PACKAGE_SUITES.glob("*.yaml")} == {"quick", "seed-vgg16-cifar10"}
+    assert {p.stem for p in PACKAGE_SUITES.glob("*.yaml")} == {"quick", "seed-vgg16-cifar10", "transferbench-1k"}
 
 
 def test_a_task_file_gives_the_same_results_as_the_builtin_task(tmp_path, sst2_like, capsys):

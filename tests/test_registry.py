@@ -21,7 +21,7 @@ def test_aliases_and_case_resolve_to_canonical_names():
         (ADAPTERS, "resnet51", "resnet50"),
         (ADAPTERS, "efficentnet-lite0", "efficientnet-lite0"),
         (STRATEGIES, "finetnue", "finetune"),
-        (TASKS, "cifar100", "cifar10"),
+        (TASKS, "cifr10", "cifar10"),
         (SUITES, "quik", "quick"),
     ],
 )

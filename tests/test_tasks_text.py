@@ -67,10 +67,13 @@ def test_non_utf8_file_names_the_line(tmp_path):
         load_task(TASKS.get("csv"), str(tmp_path))
 
 
-def test_sst2_labels_must_be_0_or_1(tmp_path):
-    _csv(tmp_path / "train.csv", "sentence,label", ["good,positive", "bad,negative"])
-    _csv(tmp_path / "validation.csv", "sentence,label", ["ok,1"])
-    with pytest.raises(DataError, match=r"label 'positive' .* is not one of 0, 1 \(negative, positive\)"):
+def test_fixed_class_labels_are_ids_or_those_names(tmp_path):
+    _csv(tmp_path / "train.csv", "sentence,label", ["good,positive", "bad,0", "fine,1"])
+    _csv(tmp_path / "validation.csv", "sentence,label", ["ok,negative"])
+    data = load_task(TASKS.get("sst2"), str(tmp_path))
+    assert data.train.labels.tolist() == [1, 0, 1] and data.test.labels.tolist() == [0]
+    _csv(tmp_path / "train.csv", "sentence,label", ["good,pos", "bad,negative"])
+    with pytest.raises(DataError, match=r"label 'pos' .* is not one of 0, 1 or negative, positive"):
         load_task(TASKS.get("sst2"), str(tmp_path))
 
 

@@ -49,6 +49,9 @@ class TaskConfig:
     source_note: str | None = None  # how a builtin data set is described as a source
     class_names: tuple[str, ...] | None = None  # fixed names for integer labels 0..N-1 (SST-2)
     keys: Any = None  # the domain's own keys (an instance of its Domain.task_keys); None: its defaults
+    # raised when a task's definition changes what its runs see (data, split, labels): records of two
+    # versions are never averaged together (the benchmark's headline table refuses it)
+    version: int = 1
 
 
 @dataclass

@@ -38,6 +38,8 @@ def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...], dict[
     config = dataclasses.replace(config, keys=to_dataclass(own, DOMAINS.get(config.domain).task_keys))
     if name_problem(config.name):
         raise located.error("name", name_problem(config.name))
+    if config.version < 1:
+        raise located.error("version", f"expected a positive integer, got {config.version}")
     if config.loader not in LOADERS:
         raise located.error("loader", f"expected one of {', '.join(LOADERS)}, got {config.loader!r}")
     if config.loader == "builtin" and (config.builtin or config.name) not in BUILTIN_DATA:

@@ -63,24 +63,25 @@ def _rows(ds: Any, text_col: str, label_col: str, where: str) -> tuple[list[str]
 
 
 def _label_ids(train: list[Any], test: list[Any], config: TaskConfig, where: dict[str, str]) -> tuple:
-    """Class ids and names. A task with fixed class names (SST-2) needs integer labels in range;
-    otherwise labels (strings or integers) are mapped to ids in sorted order and the names recorded."""
+    """Class ids and names. A task with fixed class names (SST-2) needs labels that are ids in range
+    or those names; otherwise labels (strings or integers) are mapped to ids in sorted order and the names recorded."""
     if config.class_names:
         names = list(config.class_names)
+        # a local copy may write a label as its id (the hub's ClassLabel) or as its name (SentEval's CSVs)
+        by_text = {**{str(i): i for i in range(len(names))}, **{n: i for i, n in enumerate(names)}}
         out = []
         for split, values in (("train", train), ("test", test)):
             ids = []
             for i, value in enumerate(values):
-                try:
-                    as_int = int(str(value).strip())
-                except ValueError:
-                    as_int = -1
-                if not 0 <= as_int < len(names) or str(as_int) != str(value).strip().removesuffix(".0"):
+                as_id = by_text.get(
+                    str(value).strip().removesuffix(".0") if isinstance(value, float) else str(value).strip()
+                )
+                if as_id is None:
                     raise DataError(
                         f"{where[split]}: label {value!r} (data row {i + 1}) is not one of "
-                        f"{', '.join(map(str, range(len(names))))} ({', '.join(names)})"
+                        f"{', '.join(map(str, range(len(names))))} or {', '.join(names)}"
                     )
-                ids.append(as_int)
+                ids.append(as_id)
             out.append(np.array(ids, dtype=np.int64))
         return out[0], out[1], names
 

@@ -54,6 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_data_args(p_run: argparse.ArgumentParser) -> None:
+    """Which cells of a matrix run and where their local copies are."""
+    p_run.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="every task of the matrix from its local copy DIR/<task> (or the folder --data-map names); "
+        "tasks without one are skipped and listed",
+    )
+    p_run.add_argument(
+        "--data-map",
+        metavar="FILE|NAME",
+        help="task -> folder under --data-root (YAML), or a built-in map's name (shared-data)",
+    )
+    p_run.add_argument(
+        "--select",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="run only the matrix's cells with these values: task, adapter, strategy or domain "
+        "(several --select: all must hold), e.g. --select domain=text --select strategy=linear-probe",
+    )
+
+
 def _add_run_parser(sub: Any) -> None:
     p_run = sub.add_parser("run", help="run a comparison (no arguments: the offline quick suite)")
     p_run.add_argument("--suite", help="a named suite (see `transferbench list suites`)")
@@ -98,6 +120,7 @@ def _add_run_parser(sub: Any) -> None:
         help="also train every from-scratch row with the train FLOPs (or seconds) of each pretrained strategy it "
         "is compared to, at its own measured cost per step",
     )
+    _add_data_args(p_run)
     options = p_run.add_argument_group("options (declared by the run, its budget and its components)")
     for declared in catalog().values():
         if declared.option.name not in SPELLED_APART:

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from transferbench.adapters import ADAPTERS
 from transferbench.benchmarks.cli.parser import SPELLED_APART
 from transferbench.benchmarks.execution import ray_executor  # noqa: F401  (registers --executor ray)
 from transferbench.benchmarks.execution.executors import Executor, ExecutorOptions, LaunchedExecutor
 from transferbench.benchmarks.execution.matrix import Shard, run_all
-from transferbench.benchmarks.plan import sweeps
+from transferbench.benchmarks.plan import data_root, sweeps
 from transferbench.benchmarks.plan.catalog import Declared, catalog
 from transferbench.benchmarks.plan.spec import RunSpec
 from transferbench.benchmarks.plan.suites import SUITES, Suite, read_matrix
@@ -30,8 +31,8 @@ from transferbench.benchmarks.strategies import STRATEGIES
 from transferbench.benchmarks.training.budget import Budget
 from transferbench.errors import UserError
 from transferbench.options import SEEDS
-from transferbench.registry import slug
-from transferbench.tasks import hub, include_path, register_task_file
+from transferbench.registry import slug, suggest
+from transferbench.tasks import TASKS, hub, include_path, register_task_file
 from transferbench.tasks.files import is_task_file
 from transferbench.tasks.protocols import PROTOCOLS
 
@@ -89,12 +90,19 @@ def parse_scratch_budget(text: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _classical(adapter: str) -> bool:
+    """A registered classical model (family names, ``hf:DIR``, are networks and resolve later)."""
+    return ":" not in adapter and adapter in ADAPTERS and ADAPTERS.get(adapter).classical
+
+
 def with_scratch_budgets(specs: list[RunSpec], multiples: tuple[float, ...]) -> list[RunSpec]:
-    """Beside every from-scratch spec, one at each multiple of its budget (``--scratch-budget``)."""
+    """Beside every from-scratch spec, one at each multiple of its budget (``--scratch-budget``); a
+    classical model (fitted in closed form, with no steps to multiply) has none."""
     out = []
     for spec in specs:
         out.append(spec)
-        if not STRATEGIES.get(spec.strategy).pretrained and spec.budget_multiple == 1:
+        trains = not STRATEGIES.get(spec.strategy).pretrained and not _classical(spec.adapter)
+        if trains and spec.budget_multiple == 1:
             out += [dataclasses.replace(spec, budget=spec.budget.scaled(k), budget_multiple=k) for k in multiples]
     return out
 
@@ -138,6 +146,35 @@ def _suite(args: argparse.Namespace) -> Suite:
         for s in names
     ]
     return Suite(slug(f"{args.task}-{args.adapter}"), "", "", templates)
+
+
+SELECTABLE = ("task", "adapter", "strategy", "domain")
+
+
+def _selected(suite: Suite, selections: list[str] | None) -> Suite:
+    """The suite's runs that every ``--select KEY=V1,V2`` holds for; a value that no run has is an
+    error naming the values it has (a typo must not select nothing and print an empty table)."""
+    runs = suite.runs
+    for text in selections or ():
+        key, _, values = text.partition("=")
+        if key not in SELECTABLE or not values:
+            raise UserError(f"--select {text}: expected KEY=V1,V2 with KEY one of {', '.join(SELECTABLE)}")
+
+        def value_of(run: dict[str, Any], key: str = key) -> str:
+            name = run["task"] if key in ("task", "domain") else run[key]
+            return TASKS.get(name).domain if key == "domain" else name
+
+        present = sorted({value_of(run) for run in suite.runs})
+        for value in (v.strip() for v in values.split(",")):
+            if value not in present:
+                hint = suggest(value, present)
+                raise UserError(
+                    f"--select {key}={value}: no run of suite {suite.name!r} has it"
+                    + (f"; did you mean {hint[0]!r}?" if hint else f" (its {key}s: {', '.join(present)})")
+                )
+        wanted = {v.strip() for v in values.split(",")}
+        runs = [run for run in runs if value_of(run) in wanted]
+    return dataclasses.replace(suite, runs=runs)
 
 
 def _register_task_sources(args: argparse.Namespace) -> None:
@@ -188,7 +225,7 @@ def _cell(
 def specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
     """The specs a ``run`` command line asks for, the suite's data note and the output folder's name."""
     _register_task_sources(args)
-    suite = _suite(args)
+    suite = _selected(_suite(args), args.select)
     given = given_options(args)
     _check_strategy_flags(given, suite)
     seeds = SEEDS.from_text(args.seeds) if args.seeds is not None else suite.seeds
@@ -209,8 +246,15 @@ def specs_from_args(args: argparse.Namespace) -> tuple[list[RunSpec], str, str]:
             sweep.update(data_protocol=n_examples, max_train_examples=None, per_class=False)
         elif sweep_budgets:
             sweep.update(max_train_examples=n_examples, per_class=per_class)
+        if suite.label:
+            sweep["suite"] = suite.label
         specs.append(_cell(template, given, sweep, seed, given_sweep))
     multiples = parse_scratch_budget(args.scratch_budget) if args.scratch_budget else suite.scratch_budgets
+    if (args.data_root or args.data_map) and "data_dir" in given:
+        raise UserError("--data-dir gives every run one folder, --data-root/--data-map one per task: use one")
+    specs, skipped = data_root.locate(specs, args.data_root, args.data_map)
+    for item in skipped:
+        print(f"transferbench: {item.line()}", file=sys.stderr)
     return with_scratch_budgets(specs, multiples), suite.data_note, suite.name
 
 

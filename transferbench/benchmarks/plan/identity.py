@@ -5,7 +5,8 @@ strategy (every field), the budget, the domain's input settings, the data's fing
 version; local paths as their names with content hashes (``local_paths``). Its keys are those of the
 first published records: ``test_fold``, ``text_column`` and ``label_column`` are in every identity
 (null when not set) because they always were, and keys added since (``data_protocol``,
-``distributed``, ``options``, ``sweep``, ``matched_to``) appear only when set, so that no published run id moves.
+``distributed``, ``options``, ``sweep``, ``matched_to``, ``suite``, ``task_version``) appear only
+when set, so that no published run id moves.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def run_identity(plan: Plan, data: TaskData, settings: dict[str, Any], amp: str)
         **({"sweep": {"grid": _lists(spec.sweep), "seeds": spec.sweep_seeds}} if spec.sweep is not None else {}),
         # a compute-matched scratch run: its own row even where its steps equal the own budget's
         **({"matched_to": spec.matched_to} if spec.matched_to else {}),
+        # a versioned benchmark's cell, and a task file's version past its first
+        **({"suite": spec.suite} if spec.suite else {}),
+        **({"task_version": plan.task.version} if plan.task.version != 1 else {}),
         # only across processes, so single-process identities stay, and --resume never takes a
         # record of one world size for another
         **({"distributed": distributed_identity(plan)} if distributed.is_distributed() else {}),

@@ -83,6 +83,8 @@ class RunSpec:
     budget_multiple: float = 1.0
     # --match-compute: the strategy and measure this scratch run's steps were matched to ("lora flops")
     matched_to: str | None = None
+    # a versioned benchmark's cell (``transferbench-1k@1``): its record says which benchmark it belongs to
+    suite: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # component options given (plan.resolve routes them)
 
     def public(self) -> dict[str, Any]:
@@ -100,8 +102,9 @@ class RunSpec:
             fields["sweep"] = {name: list(values) for name, values in self.sweep.items()}
         if self.budget_multiple == 1:
             del fields["budget_multiple"]
-        if self.matched_to is None:
-            del fields["matched_to"]
+        for key in ("matched_to", "suite"):  # added since the first records: absent unless set
+            if fields[key] is None:
+                del fields[key]
         for key, default in (("cache", True), ("cache_dir", None)):
             if fields[key] == default:
                 del fields[key]

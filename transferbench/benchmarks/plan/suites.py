@@ -2,9 +2,12 @@
 
 The built-in suites are such files (``transferbench/benchmarks/plan/suites/*.yaml``); ``run --config
 FILE`` reads a user's. A file holds a shared ``budget``, run ``defaults``, an optional ``grid``
-(tasks x adapters x strategies) and explicit ``runs``; ``seeds``, ``train_examples`` (with
-``per_class``) sweep every cell. Command-line flags override the file. Every key is checked:
-an unknown one is an error naming ``file:line`` with the closest valid key.
+(tasks x adapters x strategies) and explicit ``runs``; ``grids`` is a list of such grids, each with
+its own run keys (``image_size: 96`` for a vision grid); ``seeds``, ``train_examples`` (with
+``per_class``) sweep every cell. A ``version`` makes the file a versioned benchmark: every run's
+record carries ``name@version``, and the headline table refuses to average across versions. Command-
+line flags override the file. Every key is checked: an unknown one is an error naming ``file:line``
+with the closest valid key.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class Suite:
     train_examples: tuple[int | str | None, ...] = (None,)  # data budgets (None: all; a str: a data protocol)
     per_class: bool = False
     scratch_budgets: tuple[float, ...] = ()  # from-scratch rows also at these multiples of the budget
+    version: int | None = None  # a versioned benchmark's (its records carry ``name@version``)
+
+    @property
+    def label(self) -> str | None:
+        """``name@version`` for a versioned benchmark (what its records carry), else None."""
+        return None if self.version is None else f"{self.name}@{self.version}"
 
 
 @dataclass
@@ -53,6 +62,7 @@ class MatrixFile:
     """The keys of a run-matrix file (``runs`` and ``defaults`` hold RunSpec keys, checked apart)."""
 
     name: str = ""
+    version: int | None = None  # a versioned benchmark: records carry name@version
     description: str = ""
     data_note: str = ""
     seeds: tuple[int, ...] = (0,)
@@ -85,6 +95,7 @@ def _include_paths(located: Located, folders: tuple[str, ...]) -> None:
 
 
 NAMES = ("task", "adapter", "strategy")
+GRID_AXES = {"tasks": "task", "adapters": "adapter", "strategies": "strategy"}
 
 
 def checked_options(item: Located, data: dict[str, Any]) -> dict[str, Any]:
@@ -163,12 +174,33 @@ def _scratch_budgets(located: Located, values: tuple[float, ...]) -> tuple[float
     return tuple(float(v) for v in values)
 
 
+def _grid_cells(located: Located, grids: Any, items: list[Located]) -> list[Located]:
+    """``grids``: each entry's tasks x adapters x strategies, every cell with the entry's other keys
+    (run keys, checked like a run's) and the entry's line for errors."""
+    if not isinstance(grids, list) or len(items) != len(grids):
+        raise located.error("grids", "expected a list of grids, each a mapping with tasks, adapters, strategies")
+    cells = []
+    for item in items:
+        axes = []
+        for key in GRID_AXES:
+            names = item.data.get(key)
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise item.error(key, f"expected a non-empty list of {key}, got {names!r}")
+            axes.append(names)
+        rest = {k: v for k, v in item.data.items() if k not in GRID_AXES}
+        for combo in itertools.product(*axes):
+            data = {**dict(zip(GRID_AXES.values(), combo, strict=True)), **rest}
+            cells.append(Located(item.path, data, item.lines, item.children, item.line, item.items))
+    return cells
+
+
 def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
     """A run-matrix file as a Suite (and its aliases)."""
     located = read_mapping(path, "run-matrix file")
     aliases = tuple(located.data.pop("aliases", ()))
     runs = located.data.pop("runs", [])
     run_items = located.items.pop("runs", [])
+    grid_cells = _grid_cells(located, located.data.pop("grids", []), located.items.pop("grids", []))
     defaults = located.children.pop("defaults", None)
     located.data.pop("defaults", None)
     head: MatrixFile = to_dataclass(located, MatrixFile)
@@ -181,7 +213,7 @@ def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
         Located(located.path, {"task": t, "adapter": a, "strategy": s}, {}, {}, located.lines.get("grid", 1))
         for t, a, s in itertools.product(*(dataclasses.astuple(head.grid) if head.grid else ((), (), ())))
     ]
-    templates = [_run_template(item, base, budget) for item in [*cells, *run_items]]
+    templates = [_run_template(item, base, budget) for item in [*cells, *grid_cells, *run_items]]
     if not templates:
         raise located.error(None, "no runs: give a grid (tasks, adapters, strategies) or a list of runs")
     SEEDS.check(head.seeds, f"{located.where('seeds')}: seeds")
@@ -197,7 +229,10 @@ def read_matrix(path: str | Path) -> tuple[Suite, tuple[str, ...]]:
         _data_budgets(located, head.train_examples),
         head.per_class,
         _scratch_budgets(located, head.scratch_budget),
+        head.version,
     )
+    if head.version is not None and head.version < 1:
+        raise located.error("version", f"expected a positive integer, got {head.version}")
     return suite, aliases
 
 
