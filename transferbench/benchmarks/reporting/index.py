@@ -28,6 +28,15 @@ def not_run_here(records: list[dict]) -> list[str]:
     return commands
 
 
+def _headlines(root: Path) -> list[str]:
+    """Each versioned benchmark's headline table first (the sets' ``headline.md``, title linked)."""
+    lines = []
+    for path in sorted(root.glob("*/headline.md")):
+        title, *body = path.read_text().splitlines()
+        lines += [f"## [{title.removeprefix('# ')}]({path.parent.name}/headline.md)", *body, ""]
+    return lines + (["## Result sets", ""] if lines else [])
+
+
 def write_index(results_dir: str | Path) -> Path:
     """results/README.md: one entry per published result set (a folder with a results.jsonl), and the
     cross-task table of them all, also written as results/summary.csv."""
@@ -40,6 +49,7 @@ def write_index(results_dir: str | Path) -> Path:
         "across machines; seconds and samples/s only within one set (same machine, same load)"
         + (": see [NOTES.md](NOTES.md) for how these were measured." if (root / "NOTES.md").exists() else "."),
         "",
+        *_headlines(root),
         "| result set | runs | tasks | adapters | strategies | device | git commit | finished |",
         "|---|---:|---|---|---|---|---|---|",
     ]

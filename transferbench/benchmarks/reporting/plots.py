@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib  # lazy: matplotlib is heavy and only needed for plots
 
     matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def _task_panels(full: list[dict], tasks: list[str], key: str) -> tuple[Any, lis
 
 def _per_task_figure(tasks: list[str]) -> tuple[Any, list[tuple[Any, str]]]:
     """One panel per task, side by side."""
-    fig, axes = _pyplot().subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4), squeeze=False)
     return fig, list(zip(axes[0], tasks, strict=True))
 
 
@@ -127,7 +127,7 @@ def _plain(v: float) -> str:
 
 def _plain_log_axis(axis: Any) -> None:
     """Log scale with plain numbers (100, 10k, 1M), not 10^2 notation."""
-    ticker = _pyplot().matplotlib.ticker
+    ticker = pyplot().matplotlib.ticker
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _plain(v)))
     axis.set_minor_formatter(ticker.NullFormatter())
 
@@ -145,7 +145,7 @@ def _error_bars(rows: list[dict], name: str) -> list[list[float]] | None:
 def _plot_gain_vs_examples(rows: list[dict], swept: list[str], out: Path) -> Path:
     """Gain over the same architecture from scratch, and over the task's strongest scratch row, by
     data budget; error bars are 95% intervals across seeds where n > 1."""
-    fig, axes = _pyplot().subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, name, title in (
         (axes[0], "gain", "over the same architecture from scratch"),
         (axes[1], "gain_best", "over the task's strongest scratch row"),
@@ -223,6 +223,6 @@ def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     tmp.replace(path)
     return path

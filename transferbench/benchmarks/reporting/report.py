@@ -12,6 +12,7 @@ import csv
 import io
 from pathlib import Path
 
+from transferbench.benchmarks.reporting.benchmark import write_headline
 from transferbench.benchmarks.reporting.plots import plot
 from transferbench.benchmarks.results import (
     aggregate,
@@ -157,9 +158,10 @@ def report(paths: list[str | Path], out: str | Path, *, skip_invalid: bool = Fal
     write_atomic(out / "report.md", markdown(rows, records, skipped))
     write_atomic(out / "report.csv", to_csv(rows))
     images = plot(rows, out) if plots and rows else []
+    headline = write_headline(records, out, plots=plots)  # a versioned benchmark's set: its headline too
     return {
         "rows": rows,
         "records": len(records),
         "skipped": skipped,
-        "files": [out / "report.md", out / "report.csv", *images],
+        "files": [out / "report.md", out / "report.csv", *images, *headline],
     }

@@ -1,0 +1,173 @@
+"""A versioned benchmark's headline files beside its report: ``headline.md`` (the table people cite),
+``headline.csv`` and ``headline_gain_vs_cost.png`` (mean gain over tuned scratch against train
+compute, with each domain's Pareto front). Written by ``report`` for a set whose records carry a
+benchmark label (``transferbench-1k@1``); the rules behind every number are ``results.headline``'s.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from transferbench.benchmarks.plan.suites import SUITES
+from transferbench.benchmarks.reporting.plots import pyplot
+from transferbench.benchmarks.results import flops_text, write_atomic
+from transferbench.benchmarks.results.headline import Benchmark, HeadlineRow, headline
+from transferbench.tasks import TASKS
+
+HEADLINE_FILES = ("headline.md", "headline.csv", "headline_gain_vs_cost.png")
+CSV_FIELDS = [
+    "domain",
+    "adapter",
+    "strategy",
+    "tasks_have",
+    "tasks_need",
+    "accuracy",
+    "gain_pts",
+    "gain_ci_low_pts",
+    "gain_ci_high_pts",
+    "tier1_tasks",
+    "trainable_share",
+    "train_flops",
+    "train_s",
+    "sweep_size",
+    "sweep_s",
+    "missing",
+    "devices",
+]
+
+
+def suite_tasks(label: str) -> dict[str, tuple[str, ...]] | None:
+    """The tasks each domain of the registered benchmark ``name@version`` has (None if that version
+    is not the registered one: then the records' own tasks are the list)."""
+    name, _, version = label.rpartition("@")
+    if name not in SUITES or str(SUITES.get(name).version) != version:
+        return None
+    by_domain: dict[str, list[str]] = {}
+    for run in SUITES.get(name).runs:
+        tasks = by_domain.setdefault(TASKS.get(run["task"]).domain, [])
+        if run["task"] not in tasks:
+            tasks.append(run["task"])
+    return {d: tuple(t) for d, t in by_domain.items()}
+
+
+def _pts(value: float | None, ci: tuple[float, float] | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+
+
+def _cells(row: HeadlineRow) -> list[str]:
+    tasks = f"{row.tasks_have}/{row.tasks_need}"
+    if not row.complete:
+        return [row.domain, row.adapter, row.strategy, tasks, "—", "—", "—", "—", "—", "—", "—"]
+    sweep = f"{row.sweep_size or '—'}" + (f", {row.sweep_s:,.0f} s" if row.sweep_s else "")
+    return [
+        row.domain,
+        row.adapter,
+        row.strategy,
+        tasks,
+        f"{row.accuracy:.3f}",
+        _pts(row.gain_pts, row.gain_ci_pts),
+        f"{row.tier1_tasks}/{row.tasks_need}",
+        f"{100 * row.trainable_share:.2g}%" if row.trainable_share is not None else "—",
+        flops_text(row.train_flops) if row.train_flops else "—",
+        f"{row.train_s:,.0f}" if row.train_s is not None else "—",
+        sweep,
+    ]
+
+
+def markdown(bench: Benchmark, rows: list[HeadlineRow]) -> str:
+    header = [
+        "domain", "backbone", "strategy", "tasks", "mean accuracy", "gain vs tuned scratch, pts [95% CI]",
+        "tier 1 on", "trainable", "train FLOPs / task", "train s / task", "sweep (points, s)",
+    ]  # fmt: skip
+    lines = [
+        f"# {bench.label}: headline",
+        "",
+        f"Protocol: {bench.protocol}. Tasks per domain: "
+        + "; ".join(f"{d}: {', '.join(t)}" for d, t in sorted(bench.tasks.items()))
+        + ". A row's means are over all of its domain's tasks (overall rows: every domain's); a row that "
+        "lacks any shows how many it has and no mean. Gain: over the same network from scratch with its "
+        "learning rate chosen on validation, at its better budget (1x or 4x); per task a paired bootstrap "
+        "over test items and seeds, the mean's interval with the tasks taken as independent. Tier 1 on: "
+        "tasks where the row is not shown to differ from its task's best row at 5%. Devices: "
+        + (rows[0].devices if rows else "—")
+        + ".",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    missing = [r for r in rows if not r.complete and r.domain == "all"]
+    if missing:
+        lines += ["", "Missing tasks (why these rows have no mean):", ""]
+        lines += [f"- {r.strategy} ({r.adapter}): {', '.join(r.missing)}" for r in missing]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[HeadlineRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        ci = r.gain_ci_pts or (None, None)
+        values = {k: getattr(r, k) for k in CSV_FIELDS if hasattr(r, k)}
+        writer.writerow({**values, "gain_ci_low_pts": ci[0], "gain_ci_high_pts": ci[1], "missing": " ".join(r.missing)})
+    return buffer.getvalue()
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both cost (lower) and gain (higher), by cost."""
+    front, best = [], float("-inf")
+    for cost, gain in sorted(points, key=lambda p: (p[0], -p[1])):
+        if gain > best:
+            front.append((cost, gain))
+            best = gain
+    return front
+
+
+def plot(rows: list[HeadlineRow], out: Path) -> Path | None:
+    """Mean gain against train FLOPs per task, one colour per domain, its Pareto front drawn."""
+    shown = [r for r in rows if r.complete and r.domain != "all" and r.gain_pts is not None and r.train_flops]
+    if not shown:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for domain in sorted({r.domain for r in shown}):
+        mine = [r for r in shown if r.domain == domain]
+        points = ax.scatter([r.train_flops for r in mine], [r.gain_pts for r in mine], label=domain)
+        front = pareto([(r.train_flops, r.gain_pts) for r in mine])  # type: ignore[misc]
+        ax.plot(*zip(*front, strict=True), color=points.get_facecolor()[0], alpha=0.6)
+        for r in mine:
+            ax.annotate(
+                f"{r.adapter}/{r.strategy}",
+                (r.train_flops, r.gain_pts),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("train FLOPs per task (mean)")
+    ax.set_ylabel("gain vs tuned scratch, accuracy points")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.legend(title="domain (line: Pareto front)")
+    fig.tight_layout()
+    path = out / HEADLINE_FILES[2]
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_headline(records: list[dict], out: Path, *, plots: bool = True) -> list[Path]:
+    """The headline files for a benchmark's records (none where the records carry no benchmark)."""
+    labels = {(r.get("config") or {}).get("suite") for r in records}
+    if labels == {None}:
+        return []
+    label = next(iter(sorted(label for label in labels if label)))
+    bench, rows = headline(records, suite_tasks(label))
+    write_atomic(out / HEADLINE_FILES[0], markdown(bench, rows))
+    write_atomic(out / HEADLINE_FILES[1], to_csv(rows))
+    image = plot(rows, out) if plots else None
+    return [out / HEADLINE_FILES[0], out / HEADLINE_FILES[1], *([image] if image else [])]

@@ -1,0 +1,173 @@
+"""A versioned benchmark's headline: one row per domain x backbone x strategy and one overall row per
+strategy, each a mean over the benchmark's tasks, and only over all of them.
+
+Rules that keep one number honest (MTEB users were bitten by averages that skipped missing tasks):
+records of two benchmark versions, two versions of one task or two data protocols are never averaged
+together (one line saying which); a row that lacks any of its domain's tasks shows how many it has
+and no mean. The gain is over the *tuned* scratch row: the same network from scratch, its learning
+rate chosen on validation, at whichever budget (1x, 4x) did best on test in the mean, with its paired
+interval; the mean gain's interval treats the tasks as independent (the half-widths add in
+quadrature, divided by the number of tasks).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from transferbench.benchmarks.results.aggregate import aggregate, protocol_of, runs_by_row
+from transferbench.benchmarks.results.significance import difference
+from transferbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Which benchmark the records belong to and the tasks each domain must have for a mean."""
+
+    label: str  # name@version
+    tasks: dict[str, tuple[str, ...]]  # domain -> its tasks (from the suite, else those in the records)
+    protocol: str | None
+
+
+@dataclass
+class HeadlineRow:
+    domain: str  # a domain, or "all" for the overall rows
+    adapter: str  # the backbone (overall rows: one per domain, joined)
+    strategy: str
+    tasks_have: int
+    tasks_need: int
+    missing: list[str] = field(default_factory=list)
+    accuracy: float | None = None
+    gain_pts: float | None = None
+    gain_ci_pts: tuple[float, float] | None = None
+    tier1_tasks: int | None = None  # tasks where the row is in its comparison's first tier
+    trainable_share: float | None = None
+    train_flops: float | None = None  # mean per task
+    train_s: float | None = None  # mean per task
+    sweep_size: int | None = None
+    sweep_s: float | None = None  # the sweeps' train seconds, summed over the tasks
+    devices: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.tasks_have == self.tasks_need
+
+
+def _suite_label(record: dict) -> str | None:
+    return (record.get("config") or {}).get("suite")
+
+
+def benchmark_of(records: list[dict], suite_tasks: dict[str, tuple[str, ...]] | None = None) -> Benchmark:
+    """The one benchmark, version and protocol the records share, or a UserError naming what is mixed."""
+    labels = sorted({_suite_label(r) or "(none)" for r in records})
+    if len(labels) != 1 or labels[0] == "(none)":
+        raise UserError(
+            f"headline: records of {', '.join(labels)}: a headline averages one benchmark version's records "
+            "(report each version's folder apart)"
+        )
+    protocols = sorted({protocol_of(r) or "all" for r in records})
+    if len(protocols) != 1:
+        raise UserError(f"headline: records of the protocols {', '.join(protocols)}: one protocol per headline")
+    versions: dict[str, set[int]] = defaultdict(set)
+    for r in records:
+        versions[r["task"]].add((r.get("config") or {}).get("task_version", 1))
+    mixed = sorted(t for t, v in versions.items() if len(v) > 1)
+    if mixed:
+        raise UserError(f"headline: task {mixed[0]!r} has records of versions {sorted(versions[mixed[0]])}")
+    if suite_tasks is None:
+        found: dict[str, set[str]] = defaultdict(set)
+        for r in records:
+            found[r["domain"]].add(r["task"])
+        suite_tasks = {d: tuple(sorted(t)) for d, t in found.items()}
+    return Benchmark(labels[0], suite_tasks, protocols[0])
+
+
+def _tuned_scratch(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per task and adapter, its best from-scratch row (any budget): the baseline gains are over."""
+    best: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        key = (row["task"], row["adapter"])
+        from_scratch = not row["pretrained"] and row["matched_to"] is None
+        if from_scratch and (key not in best or row["accuracy_mean"] > best[key]["accuracy_mean"]):
+            best[key] = row
+    return best
+
+
+def _per_task(records: list[dict]) -> dict[tuple[str, str, str], dict[str, dict]]:
+    """(domain, adapter, strategy) -> task -> the task's row, its gain over the tuned scratch row."""
+    rows = aggregate(records)
+    runs = {id(row): r for row, r in zip(rows, runs_by_row(rows, records), strict=True)}
+    scratch = _tuned_scratch(rows)
+    out: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
+    for row in rows:
+        base = scratch.get((row["task"], row["adapter"]))
+        if base is not None and base is not row and row["pretrained"]:
+            diff = difference(runs[id(row)], runs[id(base)])
+            row = {
+                **row,
+                "headline_gain": 100 * (row["accuracy_mean"] - base["accuracy_mean"]),
+                "headline_ci": diff.ci_pts,
+            }
+        out[(row["domain"], row["adapter"], row["strategy"])][row["task"]] = row
+    return out
+
+
+def _mean(values: list[Any]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present and len(present) == len(values) else None
+
+
+def _fill(row: HeadlineRow, by_task: list[dict]) -> HeadlineRow:
+    """The means of a complete row (an incomplete one keeps only its count)."""
+    if not row.complete:
+        return row
+    gains = [t.get("headline_gain") for t in by_task]
+    cis = [t.get("headline_ci") for t in by_task]
+    row.accuracy = statistics.fmean(t["accuracy_mean"] for t in by_task)
+    row.gain_pts = _mean(gains)
+    if row.gain_pts is not None and all(cis):
+        half = math.sqrt(sum(((hi - lo) / 2) ** 2 for lo, hi in cis)) / len(cis)  # type: ignore[misc]
+        row.gain_ci_pts = (row.gain_pts - half, row.gain_pts + half)
+    row.tier1_tasks = sum(t["tier"] in (1, None) for t in by_task)
+    row.trainable_share = statistics.fmean(t["trainable_params"] / t["total_params"] for t in by_task)
+    row.train_flops = _mean([t["train_flops_mean"] for t in by_task])
+    row.train_s = statistics.fmean(t["train_s_mean"] for t in by_task)
+    row.sweep_size = max((t["sweep_size"] or 0 for t in by_task), default=0) or None
+    row.sweep_s = sum(t["sweep_train_s"] or 0 for t in by_task) or None
+    return row
+
+
+def headline(
+    records: list[dict], suite_tasks: dict[str, tuple[str, ...]] | None = None
+) -> tuple[Benchmark, list[HeadlineRow]]:
+    """The benchmark's rows: per domain (adapter x strategy), then overall per strategy across the
+    domains' backbones (the networks that have a pretrained row there)."""
+    bench = benchmark_of(records, suite_tasks)
+    per_task = _per_task(records)
+    devices = ", ".join(sorted({(r.get("hardware") or {}).get("gpu") or "cpu" for r in records}))
+    rows: list[HeadlineRow] = []
+    for (domain, adapter, strategy), tasks in sorted(per_task.items()):
+        need = bench.tasks.get(domain, ())
+        have = [tasks[t] for t in need if t in tasks]
+        row = HeadlineRow(domain, adapter, strategy, len(have), len(need), [t for t in need if t not in tasks])
+        rows.append(_fill(row, have))
+        row.devices = devices
+    backbones = {
+        domain: adapter
+        for (domain, adapter, _), tasks in per_task.items()
+        if any(t["pretrained"] for t in tasks.values())
+    }
+    for strategy in sorted({s for (d, a, s) in per_task if backbones.get(d) == a}):
+        have, need, missing = [], 0, []
+        for domain, tasks_needed in sorted(bench.tasks.items()):
+            tasks = per_task.get((domain, backbones.get(domain, ""), strategy), {})
+            need += len(tasks_needed)
+            have += [tasks[t] for t in tasks_needed if t in tasks]
+            missing += [t for t in tasks_needed if t not in tasks]
+        adapters = " / ".join(backbones[d] for d in sorted(bench.tasks) if d in backbones)
+        row = HeadlineRow("all", adapters, strategy, len(have), need, missing, devices=devices)
+        rows.append(_fill(row, have))
+    return bench, rows
