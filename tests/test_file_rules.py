@@ -120,3 +120,26 @@ def test_the_default_output_folder_stays_under_runs(adapter):
     _, _, label = _specs_from_args(args)
     runs = Path("runs").resolve()
     assert (runs / label).resolve().parent == runs and "/" not in label
+
+
+@pytest.mark.parametrize(
+    ("domain", "keys", "error"),
+    [
+        ("vision", "image_size: 4", "7: image_size: expected an integer of at least 8, got 4"),
+        ("audio", "duration_s: -3", "7: duration_s: expected a finite number in (0, 600], got -3"),
+        ("audio", "sample_rate: 0", "7: sample_rate: expected an integer of at least 1, got 0"),
+    ],
+)
+def test_a_task_files_domain_keys_are_checked_as_their_flags_are(tmp_path, capsys, domain, keys, error):
+    text = f"name: t\ndomain: {domain}\ndescription: d\nloader: dir\nlabel_column: label\ntest_split: test\n{keys}\n"
+    task = _write(tmp_path, "t.yaml", text)
+    assert main(["validate", str(task)]) == 2
+    assert _error(capsys) == f"{task}:{error}"
+
+
+def test_version_prints_the_package_version(capsys):
+    import transferbench
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"transferbench {transferbench.__version__}"

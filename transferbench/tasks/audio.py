@@ -22,7 +22,7 @@ import torch
 
 from transferbench.errors import DataError, UserError
 from transferbench.inputs import Batch
-from transferbench.options import Option
+from transferbench.options import Option, option
 from transferbench.tasks.base import (
     Split,
     TaskConfig,
@@ -56,9 +56,12 @@ class FoldLayout:
 class AudioKeys:
     """What an audio task file may say besides the common keys."""
 
-    duration_s: float | None = None  # the clip length the pipeline crops/pads to (else: from the data)
-    sample_rate: int | None = None  # a builtin data set: the rate it is generated at
-    label_from_filename: int | None = None  # label = this "_"-separated part of the file stem (FSDD)
+    # declared, so a task file's value is checked as the same flag's is
+    duration_s: float | None = option(
+        None, "the clip length the pipeline crops/pads to (else: from the data)", low=0, low_open=True, high=600
+    )
+    sample_rate: int | None = option(None, "a builtin data set: the rate it is generated at", low=1)
+    label_from_filename: int | None = option(None, 'label = this "_"-separated part of the file stem (FSDD)', low=0)
     keep_labels: tuple[str, ...] | None = None  # other labels become other_label (Speech Commands 12)
     other_label: str = "_unknown_"
     folds: FoldLayout | None = None  # fold-based data (ESC-50)

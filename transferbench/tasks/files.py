@@ -14,6 +14,7 @@ from pathlib import Path
 
 from transferbench.configfile import Located, read_mapping, to_dataclass
 from transferbench.errors import UserError
+from transferbench.options import declared
 from transferbench.registry import name_problem, suggest
 from transferbench.tasks.base import BUILTIN_DATA, TASK_FILES, TASKS, NoTaskKeys, TaskConfig
 from transferbench.tasks.domain import DOMAINS
@@ -35,7 +36,10 @@ def read_task_file(path: str | Path) -> tuple[TaskConfig, tuple[str, ...], dict[
         raise located.error("domain", f"unknown domain {domain!r}; valid: {', '.join(DOMAINS.names())}")
     common, own = _split_keys(located, DOMAINS.get(domain).task_keys if domain else NoTaskKeys)
     config: TaskConfig = to_dataclass(common, TaskConfig, required=REQUIRED)
-    config = dataclasses.replace(config, keys=to_dataclass(own, DOMAINS.get(config.domain).task_keys))
+    keys = to_dataclass(own, DOMAINS.get(config.domain).task_keys)
+    for declared_key in declared(type(keys)):  # ranges too, as the same flags are checked (image_size >= 8)
+        declared_key.check(getattr(keys, declared_key.name), f"{own.where(declared_key.name)}: {declared_key.name}")
+    config = dataclasses.replace(config, keys=keys)
     if name_problem(config.name):
         raise located.error("name", name_problem(config.name))
     if config.version < 1:

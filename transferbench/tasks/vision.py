@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from transferbench.errors import DataError
 from transferbench.inputs import Batch, Preprocessing
-from transferbench.options import Option
+from transferbench.options import Option, option
 from transferbench.tasks.base import (
     BUILTIN_DATA,
     Split,
@@ -234,7 +234,8 @@ class VisionKeys:
     """What a vision task file may say besides the common keys."""
 
     flip_augment: bool = True  # horizontal flips preserve the label (not for digits or text)
-    image_size: int | None = None  # the task's default input size, else the adapter's native one
+    # the task's default input size, else the adapter's native one (declared: checked as --image-size is)
+    image_size: int | None = option(None, "the task's default input side in pixels", low=8)
 
 
 IMAGE_SIZE = Option(
