@@ -11,7 +11,7 @@ from test_report import write
 
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.reporting import cross_task, report, write_index
-from transferbench.benchmarks.results import aggregate, read_records, table
+from transferbench.benchmarks.results import aggregate, document, read_records, table
 from transferbench.errors import UserError
 from transferbench.tasks.protocols import PROTOCOLS
 
@@ -83,7 +83,8 @@ def test_gain_against_the_strongest_scratch_row_of_the_task():
     assert weak["gain_pts"] is None and weak["gain_best_pts"] == pytest.approx(-6.0)
     assert rows[("classic", "scratch")]["gain_best_pts"] is None  # the strongest row itself
     text = table(list(rows.values()))
-    assert "+10.0 [" in text and "] vs classic" in text
+    assert "+10.0 [" in text and "] (Welch) vs classic" in text  # no per-item results: Welch, and it says so
+    assert "Gain intervals: a paired bootstrap" in document("t", list(rows.values()), _sst2_like_set(), [])
 
 
 def test_report_csv_carries_the_budget_and_both_gains(tmp_path):
@@ -171,3 +172,13 @@ def test_vtab_1k_with_max_train_examples_is_refused(capsys):
     args = ["run", "--task", "digits", "--adapter", "efficientnet-lite0", "--train-examples", "vtab-1k"]
     assert main([*args, "--max-train-examples", "10"]) != 0
     assert "both set the training-set size: use one" in capsys.readouterr().err
+
+
+def test_calibration_columns_show_where_records_measured_it():
+    records = [rec("finetune", s, 0.8) for s in (0, 1)]
+    for i, r in enumerate(records):
+        r["metrics"].update(ece=0.05 + 0.01 * i, nll=0.4 + 0.1 * i)
+    header, _, row = table(aggregate(records)).splitlines()
+    cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
+    assert (cells["ECE"], cells["NLL"]) == ("0.055", "0.450")
+    assert "NLL" not in table(aggregate([rec("finetune", 0, 0.8)]))  # not measured: no column

@@ -37,6 +37,8 @@ def _fmt_gain(row: dict, name: str = "gain") -> str:
     if gain is None:
         return "—"
     shown = f"{gain:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else f"{gain:+.1f}"
+    if ci and row.get(f"{name}_test") == "welch":  # the tables' legend: paired bootstrap unless marked
+        shown += " (Welch)"
     if name == "gain_best":  # the own-scratch column already says when there is no interval
         return f"{shown} vs {row['best_scratch']}"
     if ci:
@@ -139,6 +141,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("tier", "---:", lambda r: _optional(r["tier"], "d"), lambda r: r["tier"], shown_if="tier"),
     Column("macro-F1", "---:", lambda r: f"{r['macro_f1_mean']:.3f}", lambda r: r["macro_f1_mean"]),
     Column("ECE", "---:", lambda r: _optional(r["ece_mean"], ".3f"), lambda r: r["ece_mean"], shown_if="ece_mean"),
+    Column("NLL", "---:", lambda r: _optional(r["nll_mean"], ".3f"), lambda r: r["nll_mean"], shown_if="nll_mean"),
     Column("gain vs scratch, pts [95% CI]", "---", _fmt_gain, lambda r: r["gain_pts"]),
     Column("gain vs best scratch, pts", "---", lambda r: _fmt_gain(r, "gain_best"), lambda r: r["gain_best_pts"]),
     Column("train s", "---:", lambda r: _seconds(r["train_s_mean"]), lambda r: r["train_s_mean"]),

@@ -41,6 +41,13 @@ def public_source(record: dict) -> str:
     return shown + (f", data fingerprint {fingerprint}" if fingerprint else "")
 
 
+GAIN_LEGEND = (
+    "Gain intervals: a paired bootstrap over test items and seeds; marked (Welch): Welch's interval across "
+    "seed accuracies, for records without per-item results. Tier 1: the best row and every row not shown "
+    "to differ from it at 5%."
+)
+
+
 def task_sections(rows: list[dict], records: list[dict]) -> list[str]:
     """Per task: heading, test split and data sources, and ``table`` of its rows."""
     out = []
@@ -55,6 +62,7 @@ def task_sections(rows: list[dict], records: list[dict]) -> list[str]:
             f"data: {sources}.",
             "",
             table(task_rows),
+            *([GAIN_LEGEND, ""] if any(r.get("gain_pts") is not None for r in task_rows) else []),
         ]
     return out
 
