@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import peft
 import pytest
 import torch
+import transformers
 
 import transferbench
 from transferbench.adapters import ADAPTERS
@@ -25,18 +27,19 @@ from transferbench.testing import tiny_bert
 READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__")
 
 
-PACKAGE = str(Path(transferbench.__file__).parent)
+# the code a training step runs besides torch's own: ours, and the model and adapter libraries it calls
+PACKAGES = tuple(str(Path(module.__file__).parent) for module in (transferbench, transformers, peft))
 
 
 @contextlib.contextmanager
 def counting(monkeypatch: pytest.MonkeyPatch, counts: dict[str, int]) -> Iterator[None]:
-    """Count every Tensor.item/.cpu/.tolist/.numpy call that transferbench's own code makes while
+    """Count every Tensor.item/.cpu/.tolist/.numpy call that transferbench, transformers or PEFT makes while
     the block runs (torch's optimizers read their CPU step counters: not a wait for the device)."""
     for name in READS:
         original = getattr(torch.Tensor, name)
 
         def counted(self, *args, __original=original, __name=name, **kwargs):
-            if sys._getframe(1).f_code.co_filename.startswith(PACKAGE):
+            if sys._getframe(1).f_code.co_filename.startswith(PACKAGES):
                 counts[__name] = counts.get(__name, 0) + 1
             return __original(self, *args, **kwargs)
 
@@ -71,7 +74,7 @@ def _epoch_reads(n: int, strategy: str, tmp_path, monkeypatch) -> int:
     return sum(counts.values())
 
 
-@pytest.mark.parametrize("strategy", ["finetune", "bitfit"])
+@pytest.mark.parametrize("strategy", ["finetune", "bitfit", "lora"])
 def test_an_epoch_reads_the_device_a_fixed_number_of_times_whatever_its_length(strategy, tmp_path, monkeypatch):
     few = _epoch_reads(64, strategy, tmp_path, monkeypatch)  # 8 steps
     many = _epoch_reads(320, strategy, tmp_path, monkeypatch)  # 40 steps, still under READ_EVERY
@@ -137,3 +140,26 @@ def test_fixed_costs_are_recorded_apart_from_training_time(tmp_path):
     time_ = record["time"]
     assert time_["data_load_s"] > 0 and time_["setup_s"] >= time_["first_step_s"] > 0
     assert time_["train_s"] + time_["setup_s"] <= time_["device_s"] + time_["data_load_s"]
+
+
+def _split_reads(n: int, tmp_path, monkeypatch) -> dict[str, int]:
+    """Host reads while predicting and while extracting features over ``n`` texts, batch 8."""
+    from transferbench.benchmarks.training.evaluate import predict
+    from transferbench.benchmarks.training.probe import extract_features
+
+    model = ADAPTERS.get("minilm-l6").create(num_classes=2, pretrained=True, **tiny_bert(tmp_path))
+    split = Split([f"good film {i}" for i in range(n)], np.arange(n) % 2)
+    config = TaskConfig("t", "text", "t", loader="builtin")
+    pipe, _ = DOMAINS.get("text").pipelines((split, split), model, config, {}, torch.device("cpu"))
+    reads = {}
+    for name, step in (("predict", predict), ("features", extract_features)):
+        counts: dict[str, int] = {}
+        with counting(monkeypatch, counts):
+            step(model, pipe, 8, torch.device("cpu"), "off")
+        reads[name] = sum(counts.values())
+    return reads
+
+
+def test_evaluation_and_feature_extraction_read_the_device_once_per_split_whatever_its_size(tmp_path, monkeypatch):
+    few, many = _split_reads(16, tmp_path, monkeypatch), _split_reads(160, tmp_path, monkeypatch)
+    assert few == many  # a fixed number per split (the predictions, the features), none per batch
