@@ -199,3 +199,14 @@ def test_report_writes_the_headline_and_the_index_leads_with_it(tmp_path):
     index = (tmp_path / "published" / "README.md").read_text()
     assert index.index("## [b@1: headline](bench-1/headline.md)") < index.index("| result set | runs |")
     assert "| all | m | finetune | 2/2 | 0.810 |" in index
+
+
+def test_the_html_index_leads_with_the_headline(tmp_path):
+    pytest.importorskip("plotly")
+    from report_records import write_results
+
+    write_results(tmp_path / "published" / "bench-1", _set())
+    assert main(["report", "--index", str(tmp_path / "published"), "--html"]) == 0
+    page = (tmp_path / "published" / "index.html").read_text()
+    assert page.index('<section id="headline-bench-1">') < page.index('<section id="sets">')
+    assert '<a href="bench-1/headline.md">b@1: headline</a>' in page and ">+30.0 [" in page

@@ -58,7 +58,7 @@ def _pts(value: float | None, ci: tuple[float, float] | None = None) -> str:
     return f"{value:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
 
 
-def _cells(row: HeadlineRow) -> list[str]:
+def headline_cells(row: HeadlineRow) -> list[str]:
     tasks = f"{row.tasks_have}/{row.tasks_need}"
     if not row.complete:
         return [row.domain, row.adapter, row.strategy, tasks, "—", "—", "—", "—", "—", "—", "—"]
@@ -78,11 +78,30 @@ def _cells(row: HeadlineRow) -> list[str]:
     ]
 
 
-def markdown(bench: Benchmark, rows: list[HeadlineRow]) -> str:
-    header = [
-        "domain", "backbone", "strategy", "tasks", "mean accuracy", "gain vs tuned scratch, pts [95% CI]",
-        "tier 1 on", "trainable", "train FLOPs / task", "train s / task", "sweep (points, s)",
+HEADERS = [
+    "domain", "backbone", "strategy", "tasks", "mean accuracy", "gain vs tuned scratch, pts [95% CI]",
+    "tier 1 on", "trainable", "train FLOPs / task", "train s / task", "sweep (points, s)",
+]  # fmt: skip
+
+
+def sort_keys(row: HeadlineRow) -> list[object]:
+    """What each of ``headline_cells`` sorts by (None: not measured)."""
+    return [
+        row.domain, row.adapter, row.strategy, row.tasks_have, row.accuracy, row.gain_pts, row.tier1_tasks,
+        row.trainable_share, row.train_flops, row.train_s, row.sweep_s,
     ]  # fmt: skip
+
+
+def benchmark_headline(records: list[dict]) -> tuple[Benchmark, list[HeadlineRow]] | None:
+    """The headline of a benchmark's records (None where they carry no benchmark label)."""
+    labels = sorted({(r.get("config") or {}).get("suite") or "" for r in records})
+    if labels == [""]:
+        return None
+    return headline(records, suite_tasks(labels[-1]))
+
+
+def markdown(bench: Benchmark, rows: list[HeadlineRow]) -> str:
+    header = HEADERS
     lines = [
         f"# {bench.label}: headline",
         "",
@@ -99,7 +118,7 @@ def markdown(bench: Benchmark, rows: list[HeadlineRow]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    lines += ["| " + " | ".join(headline_cells(r)) + " |" for r in rows]
     missing = [r for r in rows if not r.complete and r.domain == "all"]
     if missing:
         lines += ["", "Missing tasks (why these rows have no mean):", ""]
@@ -162,11 +181,10 @@ def plot(rows: list[HeadlineRow], out: Path) -> Path | None:
 
 def write_headline(records: list[dict], out: Path, *, plots: bool = True) -> list[Path]:
     """The headline files for a benchmark's records (none where the records carry no benchmark)."""
-    labels = {(r.get("config") or {}).get("suite") for r in records}
-    if labels == {None}:
+    found = benchmark_headline(records)
+    if found is None:
         return []
-    label = next(iter(sorted(label for label in labels if label)))
-    bench, rows = headline(records, suite_tasks(label))
+    bench, rows = found
     write_atomic(out / HEADLINE_FILES[0], markdown(bench, rows))
     write_atomic(out / HEADLINE_FILES[1], to_csv(rows))
     image = plot(rows, out) if plots else None

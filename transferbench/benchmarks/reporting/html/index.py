@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from transferbench.benchmarks.reporting.benchmark import HEADERS, benchmark_headline, headline_cells, sort_keys
 from transferbench.benchmarks.reporting.html import figures as figs
 from transferbench.benchmarks.reporting.html.frame import document, json_script, sortable_table
 from transferbench.benchmarks.reporting.html.report import PAGE_FILE, quietly
@@ -104,13 +105,32 @@ def _accuracy_figure(pool: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] |
     return figs.figure(traces, layout)
 
 
+def _headline_section(path: Path, records: list[dict]) -> str:
+    """A benchmark's headline table (``reporting.benchmark``), sortable, linking its Markdown."""
+    found = benchmark_headline(records)
+    if found is None:
+        return ""
+    bench, rows = found
+    body = [(None, [html.escape(c) for c in headline_cells(r)], sort_keys(r), "") for r in rows]
+    kinds = ["text", "text", "text", *["num"] * (len(HEADERS) - 3)]
+    name = html.escape(path.name)
+    return (
+        f'<section id="headline-{name}"><h2><a href="{name}/headline.md">{html.escape(bench.label)}: headline</a>'
+        f"</h2><p>Means over every task of a domain (overall: every domain); a row without all of them shows its "
+        f'count and no mean. <a href="{name}/headline.md">The rules and missing tasks.</a></p><div class="table-wrap">'
+        + sortable_table(f"headline-{name}-table", HEADERS, kinds, body)
+        + "</div></section>"
+    )
+
+
 def index_body(root: Path, page_file: str) -> str:
     """The index page's body (warnings about torn lines are the caller's to silence)."""
-    sets, pool, top_level = [], [], []
+    sets, pool, top_level, headlines = [], [], [], []
     for path in published_sets(root):
         records, _ = load_results([path], skip_invalid=True)
         if not records:
             continue
+        headlines.append(_headline_section(path, records))
         sets.append(_set_row(root, path, records, page_file))
         pool += [(path.relative_to(root).as_posix(), r) for r in aggregate(records)]
         top_level += records if path.parent == root else []
@@ -134,6 +154,7 @@ def index_body(root: Path, page_file: str) -> str:
     return "\n".join(
         [
             f"<header><h1>transferbench: published results</h1><p>{html.escape(intro)}</p><p>{same}</p></header>",
+            *(h for h in headlines if h),
             '<section id="sets"><h2>Result sets</h2><div class="table-wrap">',
             sortable_table("sets", headers, kinds, sets),
             "</div></section>",
