@@ -185,6 +185,8 @@ def test_headline_files_and_the_pareto_front(tmp_path):
     text = (tmp_path / "headline.md").read_text()
     assert "| text | m | finetune | 2/2 | 0.810 | +30.0 [" in text
     assert "| all | m | finetune | 2/2 |" in text
+    assert "| m | finetune | 0.810 (n=3), +30.0 | 0.810 (n=3), +30.0 |" in text.split("## Per task")[1]
+    assert "| m | scratch | 0.510 (n=3) | 0.510 (n=3) |" in text
     assert pareto([(1, 5), (2, 4), (3, 9), (0.5, 1)]) == [(0.5, 1), (1, 5), (3, 9)]
     assert write_headline([rec("finetune", 0, 0.8)], tmp_path / "none") == []  # no benchmark: no headline
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from transferbench.benchmarks.plan.suites import SUITES
 from transferbench.benchmarks.reporting.plots import pyplot
 from transferbench.benchmarks.results import flops_text, write_atomic
-from transferbench.benchmarks.results.headline import Benchmark, HeadlineRow, headline
+from transferbench.benchmarks.results.headline import Benchmark, HeadlineRow, headline, per_task
 from transferbench.tasks import TASKS
 
 HEADLINE_FILES = ("headline.md", "headline.csv", "headline_gain_vs_cost.png")
@@ -92,15 +92,51 @@ def sort_keys(row: HeadlineRow) -> list[object]:
     ]  # fmt: skip
 
 
-def benchmark_headline(records: list[dict]) -> tuple[Benchmark, list[HeadlineRow]] | None:
+def benchmark_headline(records: list[dict], by_task: dict | None = None) -> tuple[Benchmark, list[HeadlineRow]] | None:
     """The headline of a benchmark's records (None where they carry no benchmark label)."""
     labels = sorted({(r.get("config") or {}).get("suite") or "" for r in records})
     if labels == [""]:
         return None
-    return headline(records, suite_tasks(labels[-1]))
+    return headline(records, suite_tasks(labels[-1]), by_task)
 
 
-def markdown(bench: Benchmark, rows: list[HeadlineRow]) -> str:
+def _task_cell(row: dict | None) -> str:
+    if row is None:
+        return "—"
+    gain = row.get("headline_gain")
+    return f"{row['accuracy_mean']:.3f} (n={row['n_seeds']})" + (f", {gain:+.1f}" if gain is not None else "")
+
+
+def task_tables(bench: Benchmark, by_task: dict[tuple[str, str, str], dict[str, dict]]) -> list[str]:
+    """Per domain, what every row measured on each task (accuracy, seeds, gain over tuned scratch in
+    points): the cells behind the means, and where a row has none (—)."""
+    lines = [
+        "",
+        "## Per task",
+        "",
+        "Mean test accuracy (seeds), and the gain over tuned scratch in points where there is one.",
+        "",
+    ]
+    for domain, tasks in sorted(bench.tasks.items()):
+        keys = sorted(k for k in by_task if k[0] == domain)
+        if not keys:
+            lines += [f"{domain}: no runs.", ""]
+            continue
+        lines += [
+            f"### {domain}",
+            "",
+            "| backbone | strategy | " + " | ".join(tasks) + " |",
+            "|---|---|" + "---|" * len(tasks),
+        ]
+        lines += [
+            f"| {a} | {s} | " + " | ".join(_task_cell(by_task[(d, a, s)].get(t)) for t in tasks) + " |"
+            for d, a, s in keys
+        ]
+        lines.append("")
+    return lines
+
+
+def markdown(bench: Benchmark, rows: list[HeadlineRow], by_task: dict | None = None) -> str:
     header = HEADERS
     lines = [
         f"# {bench.label}: headline",
@@ -123,7 +159,9 @@ def markdown(bench: Benchmark, rows: list[HeadlineRow]) -> str:
     if missing:
         lines += ["", "Missing tasks (why these rows have no mean):", ""]
         lines += [f"- {r.strategy} ({r.adapter}): {', '.join(r.missing)}" for r in missing]
-    return "\n".join(lines) + "\n"
+    if by_task is not None:
+        lines += task_tables(bench, by_task)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def to_csv(rows: list[HeadlineRow]) -> str:
@@ -181,11 +219,11 @@ def plot(rows: list[HeadlineRow], out: Path) -> Path | None:
 
 def write_headline(records: list[dict], out: Path, *, plots: bool = True) -> list[Path]:
     """The headline files for a benchmark's records (none where the records carry no benchmark)."""
-    found = benchmark_headline(records)
-    if found is None:
+    if all(not (r.get("config") or {}).get("suite") for r in records):
         return []
-    bench, rows = found
-    write_atomic(out / HEADLINE_FILES[0], markdown(bench, rows))
+    by_task = per_task(records)
+    bench, rows = benchmark_headline(records, by_task)  # type: ignore[misc]
+    write_atomic(out / HEADLINE_FILES[0], markdown(bench, rows, by_task))
     write_atomic(out / HEADLINE_FILES[1], to_csv(rows))
     image = plot(rows, out) if plots else None
     return [out / HEADLINE_FILES[0], out / HEADLINE_FILES[1], *([image] if image else [])]

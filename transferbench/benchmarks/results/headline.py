@@ -96,7 +96,7 @@ def _tuned_scratch(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return best
 
 
-def _per_task(records: list[dict]) -> dict[tuple[str, str, str], dict[str, dict]]:
+def per_task(records: list[dict]) -> dict[tuple[str, str, str], dict[str, dict]]:
     """(domain, adapter, strategy) -> task -> the task's row, its gain over the tuned scratch row."""
     rows = aggregate(records)
     runs = {id(row): r for row, r in zip(rows, runs_by_row(rows, records), strict=True)}
@@ -141,15 +141,18 @@ def _fill(row: HeadlineRow, by_task: list[dict]) -> HeadlineRow:
 
 
 def headline(
-    records: list[dict], suite_tasks: dict[str, tuple[str, ...]] | None = None
+    records: list[dict],
+    suite_tasks: dict[str, tuple[str, ...]] | None = None,
+    by_task: dict[tuple[str, str, str], dict[str, dict]] | None = None,
 ) -> tuple[Benchmark, list[HeadlineRow]]:
     """The benchmark's rows: per domain (adapter x strategy), then overall per strategy across the
-    domains' backbones (the networks that have a pretrained row there)."""
+    domains' backbones (the networks that have a pretrained row there). ``by_task``: ``per_task``'s
+    result where the caller has it already."""
     bench = benchmark_of(records, suite_tasks)
-    per_task = _per_task(records)
+    by_task = per_task(records) if by_task is None else by_task
     devices = ", ".join(sorted({(r.get("hardware") or {}).get("gpu") or "cpu" for r in records}))
     rows: list[HeadlineRow] = []
-    for (domain, adapter, strategy), tasks in sorted(per_task.items()):
+    for (domain, adapter, strategy), tasks in sorted(by_task.items()):
         need = bench.tasks.get(domain, ())
         have = [tasks[t] for t in need if t in tasks]
         row = HeadlineRow(domain, adapter, strategy, len(have), len(need), [t for t in need if t not in tasks])
@@ -157,13 +160,13 @@ def headline(
         row.devices = devices
     backbones = {
         domain: adapter
-        for (domain, adapter, _), tasks in per_task.items()
+        for (domain, adapter, _), tasks in by_task.items()
         if any(t["pretrained"] for t in tasks.values())
     }
-    for strategy in sorted({s for (d, a, s) in per_task if backbones.get(d) == a}):
+    for strategy in sorted({s for (d, a, s) in by_task if backbones.get(d) == a}):
         have, need, missing = [], 0, []
         for domain, tasks_needed in sorted(bench.tasks.items()):
-            tasks = per_task.get((domain, backbones.get(domain, ""), strategy), {})
+            tasks = by_task.get((domain, backbones.get(domain, ""), strategy), {})
             need += len(tasks_needed)
             have += [tasks[t] for t in tasks_needed if t in tasks]
             missing += [t for t in tasks_needed if t not in tasks]
