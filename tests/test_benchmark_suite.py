@@ -212,3 +212,17 @@ def test_the_html_index_leads_with_the_headline(tmp_path):
     page = (tmp_path / "published" / "index.html").read_text()
     assert page.index('<section id="headline-bench-1">') < page.index('<section id="sets">')
     assert '<a href="bench-1/headline.md">b@1: headline</a>' in page and ">+30.0 [" in page
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--data-root", "/no/such/root"], "--data-root /no/such/root: does not exist"),
+        (["--data-root", ".", "--data-dir", "."], "--data-dir gives every run one folder, --data-root/--data-map"),
+        (["--data-map", "no-such-map"], "--data-map no-such-map: no such file, nor a built-in map (shared-data)"),
+        (["--select", "colour=red"], "--select colour=red: expected KEY=V1,V2 with KEY one of task, adapter"),
+    ],
+)
+def test_bad_data_root_flags_are_one_line(capsys, flags, error):
+    assert main([*SUITE, *flags, "--show-config"]) == 2
+    assert error in capsys.readouterr().err
