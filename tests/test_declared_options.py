@@ -74,10 +74,15 @@ def test_a_toy_domains_run_option_works_from_the_cli_a_matrix_and_validate(tmp_p
     out = tmp_path / "cli"
     assert main([*TOY, "--adapter", "toy-mlp", "--strategy", "scratch", "--noise", "0.3", "--out", str(out)]) == 0
     assert _records(out)["scratch"]["config"]["noise"] == 0.3  # the domain's input settings: the identity
-    matrix_file = _matrix(tmp_path, "runs:\n  - {task: toy-iris, adapter: toy-mlp, strategy: scratch, noise: 0.3}\n")
+    budget = "budget: {epochs: 3, batch_size: 16, min_steps: 0}\n"
+    matrix_file = _matrix(
+        tmp_path, budget + "runs:\n  - {task: toy-iris, adapter: toy-mlp, strategy: scratch, noise: 0.3}\n"
+    )
     assert main(["validate", str(matrix_file)]) == 0
     (spec,) = specs_from_args(build_parser().parse_args(["run", "--config", str(matrix_file)]))[0]
     assert spec.options == {"noise": 0.3}
+    assert main(["run", "--config", str(matrix_file), "--out", str(tmp_path / "file"), "--no-progress"]) == 0
+    assert _records(tmp_path / "file")["scratch"]["run_id"] == _records(out)["scratch"]["run_id"]  # the same run
     digits = ["run", "--task", "digits", "--adapter", "resnet18", "--noise", "0.3", "--out", str(out)]
     assert main(digits) == 2
     assert _error(capsys) == "--noise applies to tabular tasks; this run's task is vision"
@@ -93,8 +98,13 @@ def test_a_toy_familys_lora_targets_work_from_the_cli_a_matrix_and_validate(tmp_
     assert records["lora"]["details"]["peft"]["wrapped_modules"] == ["backbone.0", "backbone.2"]
     assert records["lora"]["config"]["strategy"]["lora_rank"] == 2
     assert records["ia3"]["details"]["peft"]["feedforward_modules"] == ["backbone.2"]
-    matrix_file = _matrix(tmp_path, "runs:\n  - {task: toy-iris, adapter: 'toymlp:24', strategy: lora, lora_rank: 2}\n")
+    budget = "budget: {epochs: 3, batch_size: 16, min_steps: 0}\n"
+    matrix_file = _matrix(
+        tmp_path, budget + "runs:\n  - {task: toy-iris, adapter: 'toymlp:24', strategy: lora, lora_rank: 2}\n"
+    )
     assert main(["validate", str(matrix_file)]) == 0
+    assert main(["run", "--config", str(matrix_file), "--out", str(tmp_path / "file"), "--no-progress"]) == 0
+    assert _records(tmp_path / "file")["lora"]["run_id"] == records["lora"]["run_id"]  # the same run
     assert main(["run", "--task", "toy-iris", "--adapter", "toy-mlp", "--strategy", "lora", "--out", str(out)]) == 2
     assert "strategy 'lora' does not apply to adapter 'toy-mlp'" in _error(capsys)
 
