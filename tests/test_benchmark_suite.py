@@ -226,3 +226,14 @@ def test_the_html_index_leads_with_the_headline(tmp_path):
 def test_bad_data_root_flags_are_one_line(capsys, flags, error):
     assert main([*SUITE, *flags, "--show-config"]) == 2
     assert error in capsys.readouterr().err
+
+
+def test_a_model_runs_the_benchmark_in_its_own_domain(tmp_path):
+    specs = _specs("--adapter", "bert-tiny")
+    assert {TASKS.get(s.task).domain for s in specs} == {"text"} and {s.adapter for s in specs} == {"bert-tiny"}
+    assert {s.suite for s in specs} == {"transferbench-1k@1"}
+    assert {s.strategy for s in specs} == {"linear-probe", "lora", "finetune", "scratch"}  # not tfidf's scratch twice
+    assert len(specs) == 8 * (4 + 1) * 3  # 8 tasks x (4 strategies + scratch 4x) x 3 seeds
+    records = _set() + [_bench("finetune", s, 0.9, t, adapter="other") for t in ("t1", "t2") for s in (0, 1, 2)]
+    _, rows = headline(records)
+    assert {(r.domain, r.adapter) for r in rows} == {("text", "m"), ("text", "other")}  # no pooled row: two models

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import re
 import sys
 from pathlib import Path
@@ -128,14 +129,32 @@ def given_options(args: argparse.Namespace) -> dict[str, tuple[Declared, Any]]:
     return out
 
 
+def with_model(suite: Suite, adapter: str) -> Suite:
+    """A matrix's runs for one model: the cells of its domain whose network is not a classical model,
+    that network replaced by ``adapter`` (``--suite transferbench-1k --adapter hf:org/model``: the
+    model's own rows, under the benchmark's protocol and label)."""
+    domain = ADAPTERS.get(adapter).domain
+    runs = [
+        {**run, "adapter": adapter}
+        for run in suite.runs
+        if TASKS.get(run["task"]).domain == domain and not _classical(run["adapter"])
+    ]
+    if not runs:
+        raise UserError(f"--adapter {adapter}: suite {suite.name!r} has no {domain} runs of a network to replace")
+    unique = list({json.dumps(run, sort_keys=True, default=str): run for run in runs}.values())
+    return dataclasses.replace(suite, runs=unique)
+
+
 def _suite(args: argparse.Namespace) -> Suite:
-    """The runs asked for before overrides: a matrix file's, a named suite's, or one per --strategy."""
+    """The runs asked for before overrides: a matrix file's or a named suite's (with ``--adapter``, for
+    that model), or one per --strategy."""
     if args.suite or args.config or not (args.task or args.adapter):
-        if args.task or args.adapter:
-            raise UserError("--suite/--config cannot be combined with --task/--adapter")
+        if args.task:
+            raise UserError("--suite/--config cannot be combined with --task (--select task=NAME picks tasks)")
         if args.suite and args.config:
             raise UserError("--suite and --config both name a run matrix: give one")
-        return read_matrix(args.config)[0] if args.config else SUITES.get(args.suite or "quick")
+        suite = read_matrix(args.config)[0] if args.config else SUITES.get(args.suite or "quick")
+        return with_model(suite, args.adapter) if args.adapter else suite
     if not (args.task and args.adapter):
         raise UserError("run needs both --task and --adapter (or --suite NAME, or no arguments for the quick suite)")
     names = [s for s in args.strategy.split(",") if s.strip()]

@@ -146,8 +146,8 @@ def headline(
     by_task: dict[tuple[str, str, str], dict[str, dict]] | None = None,
 ) -> tuple[Benchmark, list[HeadlineRow]]:
     """The benchmark's rows: per domain (adapter x strategy), then overall per strategy across the
-    domains' backbones (the networks that have a pretrained row there). ``by_task``: ``per_task``'s
-    result where the caller has it already."""
+    domains' backbones (the networks that have a pretrained row there), where each domain has one.
+    ``by_task``: ``per_task``'s result where the caller has it already."""
     bench = benchmark_of(records, suite_tasks)
     by_task = per_task(records) if by_task is None else by_task
     devices = ", ".join(sorted({(r.get("hardware") or {}).get("gpu") or "cpu" for r in records}))
@@ -158,11 +158,13 @@ def headline(
         row = HeadlineRow(domain, adapter, strategy, len(have), len(need), [t for t in need if t not in tasks])
         rows.append(_fill(row, have))
         row.devices = devices
-    backbones = {
-        domain: adapter
-        for (domain, adapter, _), tasks in by_task.items()
-        if any(t["pretrained"] for t in tasks.values())
-    }
+    pretrained: dict[str, set[str]] = defaultdict(set)
+    for (domain, adapter, _), tasks in by_task.items():
+        if any(t["pretrained"] for t in tasks.values()):
+            pretrained[domain].add(adapter)
+    if any(len(adapters) > 1 for adapters in pretrained.values()):
+        return bench, rows  # several models in a domain: no one network per domain to pool across domains
+    backbones = {domain: adapters.pop() for domain, adapters in pretrained.items()}
     for strategy in sorted({s for (d, a, s) in by_task if backbones.get(d) == a}):
         have, need, missing = [], 0, []
         for domain, tasks_needed in sorted(bench.tasks.items()):
