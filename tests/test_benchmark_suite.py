@@ -237,3 +237,10 @@ def test_a_model_runs_the_benchmark_in_its_own_domain(tmp_path):
     records = _set() + [_bench("finetune", s, 0.9, t, adapter="other") for t in ("t1", "t2") for s in (0, 1, 2)]
     _, rows = headline(records)
     assert {(r.domain, r.adapter) for r in rows} == {("text", "m"), ("text", "other")}  # no pooled row: two models
+
+
+def test_scratch_budget_none_drops_the_suites_4x_rows():
+    specs = _specs("--select", "task=sst2", "--scratch-budget", "none")
+    assert {s.budget_multiple for s in specs} == {1} and any(s.strategy == "scratch" for s in specs)
+    with pytest.raises(UserError, match=r"expected multiples above 1, e\.g\. 4x or 2x,4x, or none"):
+        _specs("--scratch-budget", "1x")

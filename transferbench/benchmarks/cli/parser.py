@@ -112,7 +112,8 @@ def _add_run_parser(sub: Any) -> None:
     p_run.add_argument(
         "--scratch-budget",
         metavar="Kx[,Kx]",
-        help="also train every from-scratch row at K times the budget's epochs and step floor, e.g. 4x",
+        help="also train every from-scratch row at K times the budget's epochs and step floor, e.g. 4x "
+        "(none: not even a matrix file's)",
     )
     p_run.add_argument(
         "--match-compute",

@@ -78,7 +78,10 @@ def parse_folds(text: str) -> list[int]:
 
 
 def parse_scratch_budget(text: str) -> tuple[float, ...]:
-    """``4x`` or ``2x,4x`` -> (4.0,) or (2.0, 4.0): multiples of the budget above 1."""
+    """``4x`` or ``2x,4x`` -> (4.0,) or (2.0, 4.0): multiples of the budget above 1; ``none``: no
+    rows beyond the comparison's own budget (over a matrix file's ``scratch_budget``)."""
+    if text.strip().lower() == "none":
+        return ()
     out = []
     for part in text.split(","):
         try:
@@ -86,7 +89,9 @@ def parse_scratch_budget(text: str) -> tuple[float, ...]:
         except ValueError:
             value = 0.0
         if not (value > 1 and value < 1e4):
-            raise UserError(f"--scratch-budget {text!r} is not valid: expected multiples above 1, e.g. 4x or 2x,4x")
+            raise UserError(
+                f"--scratch-budget {text!r} is not valid: expected multiples above 1, e.g. 4x or 2x,4x, or none"
+            )
         out.append(value)
     return tuple(out)
 
