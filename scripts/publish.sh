@@ -41,7 +41,4 @@ done
 FULL="--task cifar10 --data-dir $DATA/cifar10-full --adapter efficientnet-lite0 --image-size 96"
 run $FULL --epochs 1 --strategy linear-probe,finetune,scratch --out results/cifar10-full-efficientnet-lite0-96px
 run $FULL --train-examples vtab-1k --strategy linear-probe,finetune,scratch --out results/cifar10-vtab1k-efficientnet-lite0-96px
-for d in results/*/; do
-  if [[ -f "$d/results.jsonl" ]]; then $TB report "$d"; fi
-done
-$TB report --index results
+$TB report --index results --sets --html

@@ -136,6 +136,21 @@ def test_cli_report_and_index(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_index_with_sets_rewrites_every_set_one_and_two_levels_down(tmp_path, capsys):
+    published = tmp_path / "results"
+    for folder in (published / "set-a", published / "grouped" / "variant"):
+        folder.mkdir(parents=True)
+        write(folder / "results.jsonl", [rec("scratch", 0, 0.5), rec("finetune", 0, 0.8)])
+    (published / "throughput").mkdir()  # a folder without results files is not a set
+    assert main(["report", "--index", str(published), "--sets", "--no-plots"]) == 0
+    for folder in (published / "set-a", published / "grouped" / "variant"):
+        assert "| t | a | finetune |" in (folder / "report.md").read_text()
+    assert not (published / "throughput" / "report.md").exists()
+    assert (published / "README.md").exists()
+    assert main(["report", str(published / "set-a"), "--sets"]) == 2
+    assert "--sets needs --index" in capsys.readouterr().err
+
+
 def test_a_rerun_seed_is_counted_once():
     first = rec("finetune", 0, 0.70)
     rerun = {**rec("finetune", 0, 0.74), "finished_at": "2026-11-29T00:00:00+00:00", "run_id": "other"}

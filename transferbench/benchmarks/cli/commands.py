@@ -20,6 +20,7 @@ from transferbench.benchmarks.reporting import (
     push_to_hub,
     report,
     require_plotly,
+    result_sets,
     write_html_index,
     write_html_report,
     write_index,
@@ -35,7 +36,11 @@ from transferbench.tasks import DOMAINS, TASKS
 def cmd_report(args: argparse.Namespace) -> None:
     if args.html:
         require_plotly()  # one line before anything is written, not after the Markdown
+    if args.sets and not args.index:
+        raise UserError("--sets needs --index RESULTS_DIR: it rewrites the report of every set the index lists")
     if args.index:
+        for folder in result_sets(args.index) if args.sets else []:
+            _report_one(args, [str(folder)], folder)
         print(f"wrote {write_index(args.index)}")
         if args.html:
             print(f"wrote {write_html_index(args.index)}")
@@ -44,13 +49,17 @@ def cmd_report(args: argparse.Namespace) -> None:
     if not args.paths:
         raise UserError("report needs at least one results.jsonl (or directory), or --index RESULTS_DIR")
     first = Path(args.paths[0])
-    out = args.out or (first if first.is_dir() else first.parent)
-    summary = report(args.paths, out, skip_invalid=args.skip_invalid, plots=not args.no_plots)
+    _report_one(args, args.paths, args.out or (first if first.is_dir() else first.parent))
+
+
+def _report_one(args: argparse.Namespace, paths: list[str], out: str | Path) -> None:
+    """One set's report (Markdown, CSV, plots, and with --html its page) from ``paths`` into ``out``."""
+    summary = report(paths, out, skip_invalid=args.skip_invalid, plots=not args.no_plots)
     print(f"{summary['records']} records -> " + ", ".join(str(f) for f in summary["files"]))
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} lines: " + "; ".join(summary["skipped"][:5]))
     if args.html:
-        print(f"wrote {write_html_report(args.paths, out, skip_invalid=args.skip_invalid)}")
+        print(f"wrote {write_html_report(paths, out, skip_invalid=args.skip_invalid)}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -189,6 +189,12 @@ def _add_report_parser(sub: Any) -> None:
         "--index", metavar="RESULTS_DIR", help="regenerate RESULTS_DIR/README.md, the index of published result sets"
     )
     p_report.add_argument(
+        "--sets",
+        action="store_true",
+        help="with --index: first rewrite the report of every set under RESULTS_DIR (folders holding "
+        "results files, one or two levels down), in this one process",
+    )
+    p_report.add_argument(
         "--html",
         action="store_true",
         help="also write report.html (with --index: RESULTS_DIR/index.html), a self-contained interactive page",

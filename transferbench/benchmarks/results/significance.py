@@ -16,6 +16,7 @@ for the number of comparisons is made: a tie means "not shown to differ", never 
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ import numpy as np
 
 RESAMPLES = 10_000
 LEVEL = 0.95
-_CHUNK = 500  # resamples drawn at a time: memory is _CHUNK x test items
 
 
 def correctness_code(predictions: np.ndarray, references: np.ndarray) -> str:
@@ -62,60 +62,102 @@ def correctness_matrix(runs: list[dict]) -> np.ndarray | None:
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> Difference:
-    """The two-level paired bootstrap of mean(a) - mean(b) for correctness matrices [seeds, items]."""
+    """The two-level paired bootstrap of mean(a) - mean(b) for correctness matrices [seeds, items].
+
+    Resampling items only sees each item's pattern (its 0/1 across every seed of both sides), and
+    with a few seeds there are at most 2**seeds distinct patterns: drawing n items uniformly is
+    drawing n patterns with their frequencies, so the item counts are one multinomial over the
+    patterns, not over the n items. Same distribution, but a 10,000-item test set costs what a
+    64-item one does (the index recomputes hundreds of these)."""
     rng = np.random.default_rng(seed)
     n = a.shape[1]
-    diffs = []
-    for start in range(0, resamples, _CHUNK):
-        r = min(_CHUNK, resamples - start)
-        items = rng.multinomial(n, np.full(n, 1 / n), size=r)  # how often each item is drawn
-        seeds_a = rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=r) / len(a)
-        seeds_b = rng.multinomial(len(b), np.full(len(b), 1 / len(b)), size=r) / len(b)
-        per_item = seeds_a @ a - seeds_b @ b  # [r, items]: each resample's seed-averaged difference
-        diffs.append((per_item * items).sum(1) / n)
-    d = np.concatenate(diffs)
+    patterns, freq = np.unique(np.concatenate([a, b]).T, axis=0, return_counts=True)  # [k, seeds]
+    pa, pb = patterns[:, : len(a)], patterns[:, len(a) :]
+    counts = rng.multinomial(n, freq / n, size=resamples)  # [r, k]: how often each pattern is drawn
+    seeds_a = rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=resamples) / len(a)
+    seeds_b = rng.multinomial(len(b), np.full(len(b), 1 / len(b)), size=resamples) / len(b)
+    hits_a, hits_b = counts @ pa, counts @ pb  # [r, seeds]: each seed's correct items in the draw
+    d = ((seeds_a * hits_a).sum(1) - (seeds_b * hits_b).sum(1)) / n
     lo, hi = np.quantile(d, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     p = min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))
     observed = a.mean() - b.mean()
     return Difference(100 * observed, (100 * lo, 100 * hi), float(p), "paired bootstrap")
 
 
-def welch_interval(a: list[float], b: list[float], level: float = LEVEL) -> tuple[float, float] | None:
-    """Confidence interval of mean(a) - mean(b) (Welch's t); None with fewer than 2 values per side,
-    or when neither side varies (a zero-width interval from two identical seeds would claim certainty
-    that two seeds cannot give)."""
+def _welch_t(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
+    """Welch's (difference, standard error, degrees of freedom); None with fewer than 2 values per
+    side, or when neither side varies (a zero-width interval from two identical seeds would claim
+    certainty that two seeds cannot give)."""
     if len(a) < 2 or len(b) < 2:
         return None
-    from scipy.stats import t  # lazy: scipy is slow to import and only needed here
-
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.fmean(a) - statistics.fmean(b)
     se = math.sqrt(va + vb)
     if se == 0:
         return None
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return statistics.fmean(a) - statistics.fmean(b), se, df
+
+
+def _t_interval(diff: float, se: float, df: float, level: float) -> tuple[float, float]:
+    from scipy.stats import t  # lazy: scipy is slow to import and only needed here
+
     half = t.ppf(0.5 + level / 2, df) * se
     return diff - half, diff + half
 
 
-def welch(a: list[float], b: list[float]) -> Difference:
-    """Welch's t over seed accuracies: its interval and p-value where ``welch_interval`` has one."""
-    pts = 100 * (statistics.fmean(a) - statistics.fmean(b))
-    ci = welch_interval(a, b)
-    if ci is None:
-        return Difference(pts, None, None, "none")
-    from scipy.stats import ttest_ind
+def welch_interval(a: list[float], b: list[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """Confidence interval of mean(a) - mean(b) (Welch's t); None where ``_welch_t`` is."""
+    t_stat = _welch_t(a, b)
+    return None if t_stat is None else _t_interval(*t_stat, level)
 
-    p = float(ttest_ind(a, b, equal_var=False).pvalue)
-    return Difference(pts, (100 * ci[0], 100 * ci[1]), p, "welch")
+
+def welch(a: list[float], b: list[float]) -> Difference:
+    """Welch's t over seed accuracies: its interval and two-sided p-value where there is one. The
+    p-value comes from the interval's t statistic (scipy's ttest_ind computes it again and warns
+    about precision when a side's seeds agree to the last digit)."""
+    pts = 100 * (statistics.fmean(a) - statistics.fmean(b))
+    t_stat = _welch_t(a, b)
+    if t_stat is None:
+        return Difference(pts, None, None, "none")
+    from scipy.stats import t
+
+    diff, se, df = t_stat
+    lo, hi = _t_interval(diff, se, df, LEVEL)
+    return Difference(pts, (100 * lo, 100 * hi), float(2 * t.sf(abs(diff) / se, df)), "welch")
 
 
 def difference(runs_a: list[dict], runs_b: list[dict]) -> Difference:
     """Row a against row b: paired where both carry per-item correctness on the same items."""
+    return _difference(_key(runs_a), _key(runs_b))
+
+
+def _key(runs: list[dict]) -> tuple:
+    """What a comparison reads from each run, hashable: the index and a set's tables compare the
+    same rows several times, and the bootstrap is seeded, so one answer per pair is enough."""
+    return tuple(
+        (r["seed"], r.get("run_id", ""), r.get("test_examples"), r.get("test_correct") or "", r["metrics"]["accuracy"])
+        for r in runs
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _difference(key_a: tuple, key_b: tuple) -> Difference:
+    runs_a, runs_b = ([_as_run(k) for k in key] for key in (key_a, key_b))
     a, b = correctness_matrix(runs_a), correctness_matrix(runs_b)
     if a is not None and b is not None and a.shape[1] == b.shape[1]:
         return paired_bootstrap(a, b)
     return welch([r["metrics"]["accuracy"] for r in runs_a], [r["metrics"]["accuracy"] for r in runs_b])
+
+
+def _as_run(key: tuple) -> dict:
+    seed, run_id, examples, correct, accuracy = key
+    return {
+        "seed": seed,
+        "run_id": run_id,
+        "test_examples": examples,
+        "test_correct": correct,
+        "metrics": {"accuracy": accuracy},
+    }
 
 
 def tiers(means: list[float], runs: list[list[dict]], alpha: float = 1 - LEVEL) -> list[int]:
