@@ -15,27 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from transferbench.benchmarks.reporting.html.headless import chromium, missing
+from transferbench.benchmarks.results import provenance
+from transferbench.benchmarks.results.store import append_record
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from test_html_browser import CHROMEDRIVER, CHROMIUM, FLAGS, missing  # noqa: E402
-
-from transferbench.benchmarks.results import provenance  # noqa: E402
-from transferbench.benchmarks.results.store import append_record  # noqa: E402
 
 OUT = ROOT / "results" / "throughput" / "html-pages.jsonl"
 LOADS = 3
-
-
-def _driver(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
 
 
 def _load(driver, page: Path) -> tuple[float, float]:
@@ -64,7 +51,7 @@ def main() -> int:
         {*ROOT.glob("results/*/report.html"), *ROOT.glob("results/*/*/report.html"), ROOT / "results" / "index.html"}
     )
     with tempfile.TemporaryDirectory() as profile:
-        driver = _driver(Path(profile))
+        driver = chromium(Path(profile))
         try:
             for page in pages:
                 loads = [_load(driver, page) for _ in range(LOADS)]

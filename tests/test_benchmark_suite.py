@@ -16,7 +16,7 @@ from transferbench.benchmarks.cli.parser import build_parser
 from transferbench.benchmarks.cli.run import specs_from_args
 from transferbench.benchmarks.plan.data_root import locate
 from transferbench.benchmarks.plan.spec import RunSpec
-from transferbench.benchmarks.reporting.benchmark import pareto, suite_tasks, write_headline
+from transferbench.benchmarks.reporting.benchmark import pareto, suite_strategies, suite_tasks, write_headline
 from transferbench.benchmarks.results.headline import headline
 from transferbench.errors import UserError
 from transferbench.tasks import TASKS, load_task
@@ -131,6 +131,9 @@ def _bench(strategy, seed, acc, task, domain="text", adapter="m", version=1, sui
     return record
 
 
+_ACCS = (("finetune", 0.8), ("linear-probe", 0.7), ("scratch", 0.5))
+
+
 def _set(tasks=("t1", "t2"), drop=()):
     records = []
     for task in tasks:
@@ -159,6 +162,28 @@ def test_the_suite_defines_which_tasks_a_row_needs():
     assert all(not r.complete and r.accuracy is None for r in rows)
     assert suite_tasks("transferbench-1k@1")["audio"] == ("speech-commands", "esc50", "fsdd-digits", "fsdd-speakers")
     assert suite_tasks("transferbench-1k@7") is None  # not the registered version: the records' own tasks
+
+
+def test_an_overall_row_pools_the_domains_that_run_its_strategy():
+    # audio's backbone runs no LoRA in the suite: LoRA's overall row is over text alone and says so;
+    # the probe runs in both domains, so its overall row needs audio's task too (here missing)
+    records = [_bench(s, seed, a + 0.01 * seed, "t1") for seed in (0, 1, 2) for s, a in _ACCS]
+    records += [{**r, "strategy": "lora"} for r in records if r["strategy"] == "finetune"]
+    audio = [_bench(s, seed, 0.6, "a1", domain="audio", adapter="enc") for seed in (0, 1, 2) for s in ("scratch",)]
+    tasks = {"text": ("t1",), "audio": ("a1",)}
+    runs = {
+        "text": frozenset({"linear-probe", "lora", "finetune", "scratch"}),
+        "audio": frozenset({"linear-probe", "finetune", "scratch"}),
+    }
+    _, rows = headline(records + audio, tasks, None, runs)
+    overall = {r.strategy: r for r in rows if r.domain == "all"}
+    assert overall["lora"].domains == ("text",) and overall["lora"].complete
+    assert overall["lora"].accuracy == pytest.approx(0.81)
+    assert overall["linear-probe"].domains == () and overall["linear-probe"].missing == ["a1"]
+    _, strict = headline(records + audio, tasks)  # no suite strategies: every domain, as before
+    assert {r.strategy: r for r in strict if r.domain == "all"}["lora"].missing == ["a1"]
+    assert suite_strategies("transferbench-1k@1")["audio"] == {"linear-probe", "finetune", "scratch"}
+    assert "lora" in suite_strategies("transferbench-1k@1")["vision"]
 
 
 @pytest.mark.parametrize(

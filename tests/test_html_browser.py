@@ -9,7 +9,6 @@ TRANSFERBENCH_REQUIRE_BROWSER=1 (.ci/run sets it) they fail instead, so CI canno
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -21,39 +20,12 @@ from report_records import sample_records, write_results
 
 from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.reporting.html import frame
+from transferbench.benchmarks.reporting.html.headless import chromium, missing
 from transferbench.benchmarks.results import aggregate
 
-CHROMIUM = Path(os.environ.get("TRANSFERBENCH_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("TRANSFERBENCH_CHROMEDRIVER", "/usr/bin/chromedriver"))
-# what keeps Chromium from reaching Google's hosts by itself, and lets it run as root in a container
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--window-size=1400,1000",
-)
 LOCAL_SCHEMES = ("file:", "data:", "blob:")
 
 pytestmark = pytest.mark.browser
-
-
-def missing() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    for path, what in ((CHROMIUM, "Chromium"), (CHROMEDRIVER, "chromedriver")):
-        if not path.is_file():
-            return f"needs {what} at {path} (Debian: apt-get install chromium chromium-driver)"
-    for module, extra in (("selenium", "test"), ("plotly", "report")):
-        if importlib.util.find_spec(module) is None:
-            return f"needs {module} (pip install 'transferbench[{extra}]')"
-    return None
 
 
 def _skip_or_fail() -> None:
@@ -76,16 +48,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     _skip_or_fail()
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # a fresh profile
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"), logs=True)  # a fresh profile
     try:
         yield driver
     finally:

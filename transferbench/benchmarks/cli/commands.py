@@ -17,10 +17,10 @@ from transferbench.benchmarks.plan.suites import SUITES
 from transferbench.benchmarks.reporting import (
     RECORDS_FILE,
     export_results,
+    published_sets,
     push_to_hub,
     report,
     require_plotly,
-    result_sets,
     write_html_index,
     write_html_report,
     write_index,
@@ -39,7 +39,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.sets and not args.index:
         raise UserError("--sets needs --index RESULTS_DIR: it rewrites the report of every set the index lists")
     if args.index:
-        for folder in result_sets(args.index) if args.sets else []:
+        for folder in published_sets(Path(args.index)) if args.sets else []:
             _report_one(args, [str(folder)], folder)
         print(f"wrote {write_index(args.index)}")
         if args.html:

@@ -3,8 +3,13 @@
 index.html) and the hub ``export`` (parquet and cards, ``export_cards``). Consumers import from here."""
 
 from transferbench.benchmarks.reporting.export import RECORDS_FILE, export_results, push_to_hub
-from transferbench.benchmarks.reporting.html import require_plotly, write_html_index, write_html_report
-from transferbench.benchmarks.reporting.index import not_run_here, result_sets, write_index
+from transferbench.benchmarks.reporting.html import (
+    published_sets,
+    require_plotly,
+    write_html_index,
+    write_html_report,
+)
+from transferbench.benchmarks.reporting.index import not_run_here, write_index
 from transferbench.benchmarks.reporting.plots import plot
 from transferbench.benchmarks.reporting.report import cross_domain_section, load_results, markdown, report, to_csv
 from transferbench.benchmarks.reporting.summary import cross_task, device_kind, summary_csv, summary_markdown
@@ -19,10 +24,10 @@ __all__ = [
     "markdown",
     "not_run_here",
     "plot",
+    "published_sets",
     "push_to_hub",
     "report",
     "require_plotly",
-    "result_sets",
     "summary_csv",
     "summary_markdown",
     "to_csv",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from pathlib import Path
 
 from transferbench.benchmarks.plan.suites import SUITES
@@ -19,6 +20,7 @@ from transferbench.tasks import TASKS
 HEADLINE_FILES = ("headline.md", "headline.csv", "headline_gain_vs_cost.png")
 CSV_FIELDS = [
     "domain",
+    "domains",
     "adapter",
     "strategy",
     "tasks_have",
@@ -41,15 +43,28 @@ CSV_FIELDS = [
 def suite_tasks(label: str) -> dict[str, tuple[str, ...]] | None:
     """The tasks each domain of the registered benchmark ``name@version`` has (None if that version
     is not the registered one: then the records' own tasks are the list)."""
-    name, _, version = label.rpartition("@")
-    if name not in SUITES or str(SUITES.get(name).version) != version:
-        return None
     by_domain: dict[str, list[str]] = {}
-    for run in SUITES.get(name).runs:
+    for run in _suite_runs(label) or []:
         tasks = by_domain.setdefault(TASKS.get(run["task"]).domain, [])
         if run["task"] not in tasks:
             tasks.append(run["task"])
-    return {d: tuple(t) for d, t in by_domain.items()}
+    return {d: tuple(t) for d, t in by_domain.items()} or None
+
+
+def suite_strategies(label: str) -> dict[str, frozenset[str]] | None:
+    """The strategies the registered benchmark ``name@version`` runs in each domain (None where
+    that version is not the registered one: then every overall row needs every domain)."""
+    by_domain: dict[str, set[str]] = defaultdict(set)
+    for run in _suite_runs(label) or []:
+        by_domain[TASKS.get(run["task"]).domain].add(run["strategy"])
+    return {d: frozenset(s) for d, s in by_domain.items()} or None
+
+
+def _suite_runs(label: str) -> list[dict] | None:
+    name, _, version = label.rpartition("@")
+    if name not in SUITES or str(SUITES.get(name).version) != version:
+        return None
+    return SUITES.get(name).runs
 
 
 def _pts(value: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -58,13 +73,17 @@ def _pts(value: float | None, ci: tuple[float, float] | None = None) -> str:
     return f"{value:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
 
 
+def _domain(row: HeadlineRow) -> str:
+    return f"{row.domain} ({', '.join(row.domains)})" if row.domains else row.domain
+
+
 def headline_cells(row: HeadlineRow) -> list[str]:
     tasks = f"{row.tasks_have}/{row.tasks_need}"
     if not row.complete:
-        return [row.domain, row.adapter, row.strategy, tasks, "—", "—", "—", "—", "—", "—", "—"]
+        return [_domain(row), row.adapter, row.strategy, tasks, "—", "—", "—", "—", "—", "—", "—"]
     sweep = f"{row.sweep_size or '—'}" + (f", {row.sweep_s:,.0f} s" if row.sweep_s else "")
     return [
-        row.domain,
+        _domain(row),
         row.adapter,
         row.strategy,
         tasks,
@@ -97,7 +116,7 @@ def benchmark_headline(records: list[dict], by_task: dict | None = None) -> tupl
     labels = sorted({(r.get("config") or {}).get("suite") or "" for r in records})
     if labels == [""]:
         return None
-    return headline(records, suite_tasks(labels[-1]), by_task)
+    return headline(records, suite_tasks(labels[-1]), by_task, suite_strategies(labels[-1]))
 
 
 def _task_cell(row: dict | None) -> str:
@@ -143,9 +162,10 @@ def markdown(bench: Benchmark, rows: list[HeadlineRow], by_task: dict | None = N
         "",
         f"Protocol: {bench.protocol}. Tasks per domain: "
         + "; ".join(f"{d}: {', '.join(t)}" for d, t in sorted(bench.tasks.items()))
-        + ". A row's means are over all of its domain's tasks (overall rows: every domain's); a row that "
-        "lacks any shows how many it has and no mean. Gain: over the same network from scratch with its "
-        "learning rate chosen on validation, at its better budget (1x or 4x); per task a paired bootstrap "
+        + ". A row's means are over all of its domain's tasks (overall rows: those of every domain "
+        "that runs the strategy, named where not all do); a row that lacks any shows how many it has "
+        "and no mean. Gain: over the same network from scratch with its learning rate chosen on "
+        "validation, at its better budget (1x or 4x); per task a paired bootstrap "
         "over test items and seeds, the mean's interval with the tasks taken as independent. Tier 1 on: "
         "tasks where the row is not shown to differ from its task's best row at 5%. Devices: "
         + (rows[0].devices if rows else "—")
@@ -171,7 +191,8 @@ def to_csv(rows: list[HeadlineRow]) -> str:
     for r in rows:
         ci = r.gain_ci_pts or (None, None)
         values = {k: getattr(r, k) for k in CSV_FIELDS if hasattr(r, k)}
-        writer.writerow({**values, "gain_ci_low_pts": ci[0], "gain_ci_high_pts": ci[1], "missing": " ".join(r.missing)})
+        extra = {"gain_ci_low_pts": ci[0], "gain_ci_high_pts": ci[1], "missing": " ".join(r.missing)}
+        writer.writerow({**values, **extra, "domains": " ".join(r.domains)})
     return buffer.getvalue()
 
 

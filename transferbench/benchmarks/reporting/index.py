@@ -28,14 +28,6 @@ def not_run_here(records: list[dict]) -> list[str]:
     return commands
 
 
-def result_sets(results_dir: str | Path) -> list[Path]:
-    """Every published set under ``results_dir``: folders holding results files, one level down
-    (``results/<set>/``) or two (sets grouped in a folder, e.g. ``results/sst2-lora-budget-minilm-l6/*/``)."""
-    root = Path(results_dir)
-    folders = sorted({*root.glob("*/"), *root.glob("*/*/")})
-    return [folder for folder in folders if folder.is_dir() and results_files(folder)]
-
-
 def _headlines(root: Path) -> list[str]:
     """Each versioned benchmark's headline table first (the sets' ``headline.md``, title linked)."""
     lines = []

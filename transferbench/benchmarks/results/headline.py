@@ -30,6 +30,14 @@ class Benchmark:
     label: str  # name@version
     tasks: dict[str, tuple[str, ...]]  # domain -> its tasks (from the suite, else those in the records)
     protocol: str | None
+    # domain -> the strategies the suite runs there (None: every strategy in every domain). An overall
+    # row pools the domains that run its strategy: the audio backbone (an LSTM) takes no LoRA, so
+    # LoRA's overall row is over vision and text, and says so; a strategy merely not run yet is
+    # still missing from it.
+    strategies: dict[str, frozenset[str]] | None = None
+
+    def domains_running(self, strategy: str) -> list[str]:
+        return [d for d in sorted(self.tasks) if self.strategies is None or strategy in self.strategies.get(d, ())]
 
 
 @dataclass
@@ -50,6 +58,7 @@ class HeadlineRow:
     sweep_size: int | None = None
     sweep_s: float | None = None  # the sweeps' train seconds, summed over the tasks
     devices: str = ""
+    domains: tuple[str, ...] = ()  # an overall row's domains, where not every domain runs its strategy
 
     @property
     def complete(self) -> bool:
@@ -60,7 +69,11 @@ def _suite_label(record: dict) -> str | None:
     return (record.get("config") or {}).get("suite")
 
 
-def benchmark_of(records: list[dict], suite_tasks: dict[str, tuple[str, ...]] | None = None) -> Benchmark:
+def benchmark_of(
+    records: list[dict],
+    suite_tasks: dict[str, tuple[str, ...]] | None = None,
+    suite_strategies: dict[str, frozenset[str]] | None = None,
+) -> Benchmark:
     """The one benchmark, version and protocol the records share, or a UserError naming what is mixed."""
     labels = sorted({_suite_label(r) or "(none)" for r in records})
     if len(labels) != 1 or labels[0] == "(none)":
@@ -82,7 +95,7 @@ def benchmark_of(records: list[dict], suite_tasks: dict[str, tuple[str, ...]] | 
         for r in records:
             found[r["domain"]].add(r["task"])
         suite_tasks = {d: tuple(sorted(t)) for d, t in found.items()}
-    return Benchmark(labels[0], suite_tasks, protocols[0])
+    return Benchmark(labels[0], suite_tasks, protocols[0], suite_strategies)
 
 
 def _tuned_scratch(rows: list[dict]) -> dict[tuple[str, str], dict]:
@@ -144,11 +157,12 @@ def headline(
     records: list[dict],
     suite_tasks: dict[str, tuple[str, ...]] | None = None,
     by_task: dict[tuple[str, str, str], dict[str, dict]] | None = None,
+    suite_strategies: dict[str, frozenset[str]] | None = None,
 ) -> tuple[Benchmark, list[HeadlineRow]]:
     """The benchmark's rows: per domain (adapter x strategy), then overall per strategy across the
     domains' backbones (the networks that have a pretrained row there), where each domain has one.
     ``by_task``: ``per_task``'s result where the caller has it already."""
-    bench = benchmark_of(records, suite_tasks)
+    bench = benchmark_of(records, suite_tasks, suite_strategies)
     by_task = per_task(records) if by_task is None else by_task
     devices = ", ".join(sorted({(r.get("hardware") or {}).get("gpu") or "cpu" for r in records}))
     rows: list[HeadlineRow] = []
@@ -166,13 +180,20 @@ def headline(
         return bench, rows  # several models in a domain: no one network per domain to pool across domains
     backbones = {domain: adapters.pop() for domain, adapters in pretrained.items()}
     for strategy in sorted({s for (d, a, s) in by_task if backbones.get(d) == a}):
-        have, need, missing = [], 0, []
-        for domain, tasks_needed in sorted(bench.tasks.items()):
-            tasks = by_task.get((domain, backbones.get(domain, ""), strategy), {})
-            need += len(tasks_needed)
-            have += [tasks[t] for t in tasks_needed if t in tasks]
-            missing += [t for t in tasks_needed if t not in tasks]
-        adapters = " / ".join(backbones[d] for d in sorted(bench.tasks) if d in backbones)
-        row = HeadlineRow("all", adapters, strategy, len(have), need, missing, devices=devices)
-        rows.append(_fill(row, have))
+        rows.append(_overall(bench, by_task, backbones, strategy, devices))
     return bench, rows
+
+
+def _overall(bench: Benchmark, by_task: dict, backbones: dict[str, str], strategy: str, devices: str) -> HeadlineRow:
+    """One strategy's row over every domain that runs it, with each domain's backbone."""
+    domains = bench.domains_running(strategy)
+    have, need, missing = [], 0, []
+    for domain in domains:
+        tasks = by_task.get((domain, backbones.get(domain, ""), strategy), {})
+        need += len(bench.tasks[domain])
+        have += [tasks[t] for t in bench.tasks[domain] if t in tasks]
+        missing += [t for t in bench.tasks[domain] if t not in tasks]
+    adapters = " / ".join(backbones[d] for d in domains if d in backbones)
+    row = HeadlineRow("all", adapters, strategy, len(have), need, missing, devices=devices)
+    row.domains = () if len(domains) == len(bench.tasks) else tuple(domains)
+    return _fill(row, have)
