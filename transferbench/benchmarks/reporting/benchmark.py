@@ -1,6 +1,7 @@
 """A versioned benchmark's headline files beside its report: ``headline.md`` (the table people cite),
-``headline.csv`` and ``headline_gain_vs_cost.png`` (mean gain over tuned scratch against train
-compute, with each domain's Pareto front). Written by ``report`` for a set whose records carry a
+``headline.csv``, ``headline_gain_vs_cost.png`` (mean gain over tuned scratch against train
+compute, with each domain's Pareto front; complete rows only) and ``headline_per_task.png`` (the same
+per task, so that a benchmark still being filled in has a picture). Written by ``report`` for a set whose records carry a
 benchmark label (``transferbench-1k@1``); the rules behind every number are ``results.headline``'s.
 """
 
@@ -17,7 +18,7 @@ from transferbench.benchmarks.results import flops_text, write_atomic
 from transferbench.benchmarks.results.headline import Benchmark, HeadlineRow, headline, per_task
 from transferbench.tasks import TASKS
 
-HEADLINE_FILES = ("headline.md", "headline.csv", "headline_gain_vs_cost.png")
+HEADLINE_FILES = ("headline.md", "headline.csv", "headline_gain_vs_cost.png", "headline_per_task.png")
 CSV_FIELDS = [
     "domain",
     "domains",
@@ -238,6 +239,40 @@ def plot(rows: list[HeadlineRow], out: Path) -> Path | None:
     return path
 
 
+def plot_per_task(by_task: dict[tuple[str, str, str], dict[str, dict]], out: Path) -> Path | None:
+    """Each task's gain against its train FLOPs, one point per task x strategy (colour: strategy),
+    each task's Pareto front drawn: the picture before any row is complete, and the spread behind
+    the means once they are. None where no row has a gain (only from-scratch rows)."""
+    points = [
+        (task, strategy, row["train_flops_mean"], row["headline_gain"])
+        for (_, _, strategy), tasks in sorted(by_task.items())
+        for task, row in sorted(tasks.items())
+        if row.get("headline_gain") is not None and row.get("train_flops_mean")
+    ]
+    if not points:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for strategy in sorted({p[1] for p in points}):
+        mine = [p for p in points if p[1] == strategy]
+        ax.scatter([p[2] for p in mine], [p[3] for p in mine], label=strategy, zorder=3)
+    for task in sorted({p[0] for p in points}):
+        front = pareto([(p[2], p[3]) for p in points if p[0] == task])
+        ax.plot(*zip(*front, strict=True), color="grey", alpha=0.5, linewidth=0.8)
+        cost, gain = front[-1]
+        ax.annotate(task, (cost, gain), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("train FLOPs (mean over seeds)")
+    ax.set_ylabel("gain vs tuned scratch, accuracy points")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.legend(title="strategy (grey: each task's Pareto front)", fontsize=8)
+    fig.tight_layout()
+    path = out / HEADLINE_FILES[3]
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_headline(records: list[dict], out: Path, *, plots: bool = True) -> list[Path]:
     """The headline files for a benchmark's records (none where the records carry no benchmark)."""
     if all(not (r.get("config") or {}).get("suite") for r in records):
@@ -246,5 +281,5 @@ def write_headline(records: list[dict], out: Path, *, plots: bool = True) -> lis
     bench, rows = benchmark_headline(records, by_task)  # type: ignore[misc]
     write_atomic(out / HEADLINE_FILES[0], markdown(bench, rows, by_task))
     write_atomic(out / HEADLINE_FILES[1], to_csv(rows))
-    image = plot(rows, out) if plots else None
-    return [out / HEADLINE_FILES[0], out / HEADLINE_FILES[1], *([image] if image else [])]
+    images = [plot(rows, out), plot_per_task(by_task, out)] if plots else []
+    return [out / HEADLINE_FILES[0], out / HEADLINE_FILES[1], *(image for image in images if image)]
