@@ -1,8 +1,9 @@
 """A versioned benchmark's headline files beside its report: ``headline.md`` (the table people cite),
 ``headline.csv``, ``headline_gain_vs_cost.png`` (mean gain over tuned scratch against train
 compute, with each domain's Pareto front; complete rows only) and ``headline_per_task.png`` (the same
-per task, so that a benchmark still being filled in has a picture). Written by ``report`` for a set whose records carry a
-benchmark label (``transferbench-1k@1``); the rules behind every number are ``results.headline``'s.
+per task, so that a benchmark still being filled in has a picture). Written by ``report`` for a set
+whose records carry a benchmark label (``transferbench-1k@1``); the rules behind every number are
+``results.headline``'s.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """A versioned benchmark's headline: one row per domain x backbone x strategy and one overall row per
-strategy, each a mean over the benchmark's tasks, and only over all of them.
+strategy (over the domains whose suite grid runs it), each a mean over those tasks, and only over all
+of them.
 
 Rules that keep one number honest (MTEB users were bitten by averages that skipped missing tasks):
 records of two benchmark versions, two versions of one task or two data protocols are never averaged
