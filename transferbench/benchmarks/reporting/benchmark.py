@@ -12,6 +12,7 @@ import csv
 import io
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from transferbench.benchmarks.plan.suites import SUITES
 from transferbench.benchmarks.reporting.plots import pyplot
@@ -193,8 +194,8 @@ def to_csv(rows: list[HeadlineRow]) -> str:
     for r in rows:
         ci = r.gain_ci_pts or (None, None)
         values = {k: getattr(r, k) for k in CSV_FIELDS if hasattr(r, k)}
-        extra = {"gain_ci_low_pts": ci[0], "gain_ci_high_pts": ci[1], "missing": " ".join(r.missing)}
-        writer.writerow({**values, **extra, "domains": " ".join(r.domains)})
+        joined = {"domains": " ".join(r.domains), "missing": " ".join(r.missing)}
+        writer.writerow({**values, **joined, "gain_ci_low_pts": ci[0], "gain_ci_high_pts": ci[1]})
     return buffer.getvalue()
 
 
@@ -228,16 +229,8 @@ def plot(rows: list[HeadlineRow], out: Path) -> Path | None:
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-    ax.set_xscale("log")
-    ax.set_xlabel("train FLOPs per task (mean)")
-    ax.set_ylabel("gain vs tuned scratch, accuracy points")
-    ax.axhline(0, color="grey", linewidth=0.5)
     ax.legend(title="domain (line: Pareto front)")
-    fig.tight_layout()
-    path = out / HEADLINE_FILES[2]
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_gain_plot(plt, fig, ax, "train FLOPs per task (mean)", out / HEADLINE_FILES[2])
 
 
 def plot_per_task(by_task: dict[tuple[str, str, str], dict[str, dict]], out: Path) -> Path | None:
@@ -262,13 +255,17 @@ def plot_per_task(by_task: dict[tuple[str, str, str], dict[str, dict]], out: Pat
         ax.plot(*zip(*front, strict=True), color="grey", alpha=0.5, linewidth=0.8)
         cost, gain = front[-1]
         ax.annotate(task, (cost, gain), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.legend(title="strategy (grey: each task's Pareto front)", fontsize=8)
+    return _save_gain_plot(plt, fig, ax, "train FLOPs (mean over seeds)", out / HEADLINE_FILES[3])
+
+
+def _save_gain_plot(plt: Any, fig: Any, ax: Any, xlabel: str, path: Path) -> Path:
+    """The axes both gain-against-cost plots share (log FLOPs, gain in points, the zero line), saved."""
     ax.set_xscale("log")
-    ax.set_xlabel("train FLOPs (mean over seeds)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("gain vs tuned scratch, accuracy points")
     ax.axhline(0, color="grey", linewidth=0.5)
-    ax.legend(title="strategy (grey: each task's Pareto front)", fontsize=8)
     fig.tight_layout()
-    path = out / HEADLINE_FILES[3]
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
