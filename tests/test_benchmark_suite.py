@@ -182,6 +182,16 @@ def test_an_overall_row_pools_the_domains_that_run_its_strategy():
     assert overall["linear-probe"].domains == () and overall["linear-probe"].missing == ["a1"]
     _, strict = headline(records + audio, tasks)  # no suite strategies: every domain, as before
     assert {r.strategy: r for r in strict if r.domain == "all"}["lora"].missing == ["a1"]
+    # scratch at 4x is scratch's row at another budget: its overall row needs the domains that run
+    # scratch (it needed none, and crashed the report on an empty mean, when the suite's "scratch"
+    # was compared with the row's "scratch 4x")
+    longer = [{**r, "run_spec": {"budget_multiple": 4}} for r in records + audio if r["strategy"] == "scratch"]
+    _, rows = headline(records + audio + longer, tasks, None, runs)
+    four = {r.strategy: r for r in rows if r.domain == "all"}["scratch 4x"]
+    assert (four.tasks_have, four.tasks_need, four.missing, four.accuracy) == (1, 2, ["a1"], None)
+    text = [r for r in records + longer if r["domain"] == "text"]
+    _, rows = headline(text, {"text": ("t1",)}, None, {"text": runs["text"]})
+    assert {r.strategy: r for r in rows if r.domain == "all"}["scratch 4x"].accuracy == pytest.approx(0.51)
     assert suite_strategies("transferbench-1k@1")["audio"] == {"linear-probe", "finetune", "scratch"}
     assert "lora" in suite_strategies("transferbench-1k@1")["vision"]
 

@@ -79,6 +79,12 @@ def row_strategy(record: dict) -> str:
     return record["strategy"] if k == 1 else f"{record['strategy']} {k:g}x"
 
 
+def base_strategy(row: str) -> str:
+    """The strategy a row label of ``row_strategy`` trains (``scratch 4x`` -> ``scratch``): what a
+    suite file lists, which names no budget multiple or compute match (strategy names have no space)."""
+    return row.split(" ", 1)[0]
+
+
 def sweep_of(runs: list[dict]) -> dict[str, Any]:
     """What tuning a row's runs had: a validation sweep's size, axes and cost (``sweep`` in the
     records), or a probe's C search (its sweep, inside its fit and its train_s)."""

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferbench.benchmarks.results.aggregate import aggregate, protocol_of, runs_by_row
+from transferbench.benchmarks.results.aggregate import aggregate, base_strategy, protocol_of, runs_by_row
 from transferbench.benchmarks.results.significance import difference
 from transferbench.errors import UserError
 
@@ -38,7 +38,9 @@ class Benchmark:
     strategies: dict[str, frozenset[str]] | None = None
 
     def domains_running(self, strategy: str) -> list[str]:
-        return [d for d in sorted(self.tasks) if self.strategies is None or strategy in self.strategies.get(d, ())]
+        """The domains whose grid runs a row's strategy (``scratch 4x``: those that run scratch)."""
+        base = base_strategy(strategy)
+        return [d for d in sorted(self.tasks) if self.strategies is None or base in self.strategies.get(d, ())]
 
 
 @dataclass
@@ -63,7 +65,7 @@ class HeadlineRow:
 
     @property
     def complete(self) -> bool:
-        return self.tasks_have == self.tasks_need
+        return 0 < self.tasks_have == self.tasks_need  # a row that needs no task has no mean
 
 
 def _suite_label(record: dict) -> str | None:
