@@ -175,7 +175,8 @@ def test_a_cluster_that_never_offers_a_gpu_is_refused_after_the_placement_wait(m
 
 
 # seven cells in fresh worker processes (each imports torch), one of them killed and restarted: most
-# of a minute on 2 busy cores, so these run with the slow tests (CI runs both sets), and apart (`ray`)
+# of a minute on 2 busy cores, so these run with the slow tests (CI runs both sets)
+RAY_MATRIX = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +207,7 @@ def ray_run(tmp_path_factory, serial_matrix):
     return out, returned, marker, cpus
 
 
-@pytest.mark.slow
-@pytest.mark.ray
+@RAY_MATRIX
 def test_ray_records_equal_the_serial_executors(ray_run, serial_matrix):
     out, returned, _, cpus = ray_run
     assert cpus == 2
@@ -222,8 +222,7 @@ def test_ray_records_equal_the_serial_executors(ray_run, serial_matrix):
     assert mine["status"] != "failed" and mine["metrics"]["accuracy"] > 0
 
 
-@pytest.mark.slow
-@pytest.mark.ray
+@RAY_MATRIX
 def test_a_killed_worker_is_retried_and_its_cell_recorded_once(ray_run):
     out, _, marker, _ = ray_run
     assert marker.exists()  # a worker really was SIGKILLed mid-cell
@@ -234,8 +233,7 @@ def test_a_killed_worker_is_retried_and_its_cell_recorded_once(ray_run):
     assert not list((out / "checkpoints").glob("*.pt"))  # the driver removed each cell's checkpoint
 
 
-@pytest.mark.slow
-@pytest.mark.ray
+@RAY_MATRIX
 def test_a_cell_that_raises_is_recorded_failed_and_the_rest_finish(ray_run):
     out, _, _, _ = ray_run
     (failed,) = [r for r in read_records(out) if r["status"] == "failed"]

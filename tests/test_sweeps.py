@@ -194,7 +194,6 @@ def test_match_compute_gives_scratch_the_compute_of_each_strategy_it_is_compared
 
 
 @pytest.mark.slow  # eight small trainings, half of them in Ray worker processes: a minute or two on 2 cores
-@pytest.mark.ray
 def test_ray_runs_a_sweeps_points_side_by_side_and_chooses_as_the_serial_executor(tmp_path):
     pytest.importorskip("ray")
     import matrix_cells

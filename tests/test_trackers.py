@@ -450,7 +450,6 @@ def test_a_torchrun_run_logs_once_from_rank_0(tmp_path):
 
 
 @pytest.mark.slow  # a local Ray instance and two cells
-@pytest.mark.ray
 def test_ray_cells_log_from_their_workers_and_their_records_equal_the_serial_ones(tmp_path, serial_matrix):
     pytest.importorskip("ray")
     import dataclasses
