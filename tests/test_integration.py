@@ -2,7 +2,8 @@
 
 Reference figures on 2 CPU cores, seed 0 (results/ has the full records):
 CIFAR-10 fixture (1800 train / 200 val / 1000 test), EfficientNet-Lite0 at 96 px, 3 epochs:
-linear-probe 0.693, finetune 0.764, scratch 0.267. Quick suite (digits at 64 px): 0.943 / 0.917 / 0.820.
+linear-probe 0.693, finetune 0.764 (scratch 0.267: not rerun here, the quick suite's digits row trains
+the same network from scratch). Quick suite (digits at 64 px): 0.943 / 0.917 / 0.820.
 SST-2 fixture (3600 train / 872 validation), MiniLM-L6 at 64 tokens: linear-probe 0.804, TF-IDF 0.766.
 FSDD speakers, speaker encoder linear-probe: 1.000.
 """
@@ -19,7 +20,7 @@ from transferbench.benchmarks.results import read_records
 
 
 @pytest.mark.slow
-def test_cifar10_fixture_transfer_beats_scratch_and_finetune_beats_probe(tmp_path):
+def test_cifar10_fixture_finetune_beats_probe(tmp_path):
     code = main(
         [
             "run",
@@ -35,6 +36,8 @@ def test_cifar10_fixture_transfer_beats_scratch_and_finetune_beats_probe(tmp_pat
             "3",
             "--seeds",
             "0",
+            "--strategy",
+            "linear-probe,finetune",
             "--out",
             str(tmp_path),
             "--no-progress",
@@ -47,9 +50,8 @@ def test_cifar10_fixture_transfer_beats_scratch_and_finetune_beats_probe(tmp_pat
     assert acc["linear-probe"] >= 0.60
     assert acc["finetune"] >= 0.70
     assert acc["finetune"] >= acc["linear-probe"]  # the BatchNorm policy is what makes this hold
-    assert runs["scratch"]["status"] == "ok" and acc["scratch"] >= 0.18  # learns, if little, in 168 steps
-    assert runs["scratch"]["train_examples"] == runs["finetune"]["train_examples"] == 1800
-    assert runs["scratch"]["epochs"] == runs["finetune"]["epochs"] == 3
+    assert runs["linear-probe"]["train_examples"] == runs["finetune"]["train_examples"] == 1800
+    assert runs["finetune"]["epochs"] == 3
 
 
 @pytest.mark.slow
@@ -78,6 +80,9 @@ def test_readme_main_job_runs_offline_and_prints_a_table(tmp_path):
     }
     assert runs["digits", "linear-probe"]["metrics"]["accuracy"] >= 0.85
     assert runs["digits", "finetune"]["metrics"]["accuracy"] >= 0.85
+    # the same EfficientNet from scratch learns on real images (0.808 on 2 cores), below fine-tuning
+    assert 0.5 <= runs["digits", "scratch"]["metrics"]["accuracy"] < runs["digits", "finetune"]["metrics"]["accuracy"]
+    assert runs["digits", "scratch"]["train_examples"] == runs["digits", "finetune"]["train_examples"]
     assert runs["docstrings", "linear-probe"]["metrics"]["accuracy"] >= 0.6
     assert all(r["status"] in ("ok", "near-chance") for r in runs.values())
 
