@@ -13,7 +13,7 @@ from transferbench.benchmarks.cli import main
 from transferbench.benchmarks.execution import executors, matrix, runner, sweeping
 from transferbench.benchmarks.execution.matrix import Shard, run_all
 from transferbench.benchmarks.plan.spec import RunSpec
-from transferbench.benchmarks.plan.sweeps import parse_flag
+from transferbench.benchmarks.plan.sweeps import Grid, parse_flag, past_edge
 from transferbench.benchmarks.results import aggregate
 from transferbench.benchmarks.training.budget import Budget
 from transferbench.errors import UserError
@@ -60,7 +60,7 @@ def test_the_swept_seeds_final_is_its_winning_point_and_other_seeds_train_afresh
     fits = []
     original = runner._fit_neural
     monkeypatch.setattr(runner, "_fit_neural", lambda cell, *a: fits.append(cell.run.role) or original(cell, *a))
-    specs = [_spec(seed=s, sweep={"lr": (1e-3, 3e-2)}) for s in (0, 1)]
+    specs = [_spec(seed=s, sweep={"lr": (1e-3, 3e-2)}, sweep_widen=0) for s in (0, 1)]
     records = run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
     assert [r.kind for r in fits] == ["point", "point", "final", "final"]  # seed 0's two points, then each final
     by_seed = {r["seed"]: r for r in records}
@@ -76,7 +76,7 @@ def test_the_swept_seeds_final_is_its_winning_point_and_other_seeds_train_afresh
 
 
 def test_sweep_seeds_all_sweeps_every_seed(tmp_path):
-    specs = [_spec(seed=s, sweep={"lr": (1e-3, 3e-2)}, sweep_seeds="all") for s in (0, 1)]
+    specs = [_spec(seed=s, sweep={"lr": (1e-3, 3e-2)}, sweep_seeds="all", sweep_widen=0) for s in (0, 1)]
     records = run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
     assert len(_lines(tmp_path / "sweeps.jsonl")) == 4
     assert sorted(r["sweep"]["swept_seed"] for r in records) == [0, 1]
@@ -87,7 +87,7 @@ class Killed(BaseException):
 
 
 def test_a_killed_sweep_resumes_at_its_next_point(tmp_path, monkeypatch):
-    specs = [_spec(sweep={"lr": (1e-3, 1e-2, 3e-2)})]
+    specs = [_spec(sweep={"lr": (1e-3, 1e-2, 3e-2)}, sweep_widen=0)]
     original = sweeping.record_point
 
     def die_after_first(job, result, target, log):
@@ -104,6 +104,71 @@ def test_a_killed_sweep_resumes_at_its_next_point(tmp_path, monkeypatch):
     (record,) = run_all(specs, out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
     assert ran == ["point", "point", "final"]  # the first point was recorded: not run again
     assert len(_lines(tmp_path / "sweeps.jsonl")) == 3 and record["sweep"]["size"] == 3
+
+
+def test_a_lone_winning_edge_widens_the_grid_one_step_at_a_time_up_to_the_limit(tmp_path):
+    out = tmp_path / "out"
+    argv = [*TOY, "--strategy", "claims", "--sweep", "claim=0.1,0.2", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0  # claims: validation = claim, so the highest value always wins alone
+    assert [p["values"]["claim"] for p in _lines(out / "sweeps.jsonl")] == [0.1, 0.2, 0.4, 0.8]  # x2, twice
+    (record,) = _lines(out / "results.jsonl")
+    sweep = record["sweep"]
+    assert sweep["widened"] == {"claim": [0.4, 0.8]} and sweep["size"] == 4 and sweep["winner"] == {"claim": 0.8}
+    assert record["config"]["sweep"]["grid"] == {"claim": [0.1, 0.2, 0.4, 0.8]}  # its own run id
+    assert record["run_spec"]["sweep_widen"] == 2  # the default, recorded
+    assert "best claim at the grid's edge" in (out / "results.md").read_text()  # the limit was reached
+    # 0.6 x2 would pass claim's declared range (at most 1): the edge stays, as with sweep_widen 0
+    for flags, tried in (([], [0.3, 0.6]), (["--sweep-widen", "0"], [0.1, 0.2])):
+        again = tmp_path / f"again{len(flags)}"
+        argv = [*TOY, "--strategy", "claims", "--sweep", f"claim={tried[0]},{tried[1]}", *flags, "--out", str(again)]
+        assert main([*argv, "--no-progress"]) == 0
+        assert [p["values"]["claim"] for p in _lines(again / "sweeps.jsonl")] == tried
+        assert "widened" not in _lines(again / "results.jsonl")[0]["sweep"]
+
+
+def _scored(grid: Grid, scores: list[float]) -> list[dict]:
+    return [
+        {"values": v, "val_accuracy": s, "status": "ok", "index": i}
+        for i, (v, s) in enumerate(zip(grid.points(), scores, strict=True))
+    ]
+
+
+def test_past_edge_continues_the_grids_step_on_the_winning_side_only_for_a_lone_winner():
+    lrs = Grid((("lr", (1e-4, 3e-4, 9e-4)),))
+    assert past_edge(lrs, _scored(lrs, [0.8, 0.7, 0.6]), lrs, 2) == pytest.approx(3.33e-5)  # the low edge
+    assert past_edge(lrs, _scored(lrs, [0.6, 0.7, 0.8]), lrs, 2) == pytest.approx(2.7e-3)
+    assert past_edge(lrs, _scored(lrs, [0.6, 0.8, 0.7]), lrs, 2) is None  # bracketed
+    assert past_edge(lrs, _scored(lrs, [0.8, 0.8, 0.7]), lrs, 2) is None  # the edge ties an inner value
+    assert past_edge(lrs, _scored(lrs, [0.6, 0.7, 0.8]), lrs, 0) is None
+    wider = lrs.extended(2.7e-3).extended(8.1e-3)
+    assert past_edge(wider, _scored(wider, [0.1, 0.2, 0.3, 0.4, 0.5]), lrs, 2) is None  # two added on that side
+    assert past_edge(wider, _scored(wider, [0.9, 0.2, 0.3, 0.4, 0.5]), lrs, 2) == pytest.approx(3.33e-5)
+    ranks = Grid((("lora_rank", (4, 8)),))
+    assert past_edge(ranks, _scored(ranks, [0.5, 0.6]), ranks, 2) == 16  # integers stay integers
+    two = Grid((("lr", (1e-3, 1e-2)), ("weight_decay", (0.0, 0.1))))
+    assert past_edge(two, _scored(two, [0.1, 0.2, 0.3, 0.9]), two, 2) is None  # several axes: no single edge
+
+
+def test_a_killed_widening_resumes_without_training_its_recorded_points_again(tmp_path, monkeypatch):
+    specs = [_spec("claims", sweep={"claim": (0.1, 0.2)})]
+    original, recorded = sweeping.record_point, []
+
+    def die_after_third(job, result, target, log):
+        original(job, result, target, log)
+        recorded.append(job)
+        if len(recorded) == 3:  # 0.1, 0.2 and the first widened point, 0.4
+            raise Killed
+
+    monkeypatch.setattr(sweeping, "record_point", die_after_third)
+    with pytest.raises(Killed):
+        run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
+    monkeypatch.setattr(sweeping, "record_point", original)
+    ran = []
+    execute = runner.execute
+    monkeypatch.setattr(executors, "execute", lambda run, *a, **k: ran.append(run.role.kind) or execute(run, *a, **k))
+    (record,) = run_all(specs, out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
+    assert ran == ["point", "final"]  # only 0.8 was left
+    assert record["sweep"]["widened"] == {"claim": [0.4, 0.8]} and len(_lines(tmp_path / "sweeps.jsonl")) == 4
 
 
 def test_default_sweeps_are_three_learning_rates_around_each_recipe_and_none_for_the_probe(tmp_path):

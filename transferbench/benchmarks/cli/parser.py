@@ -107,7 +107,7 @@ def _add_run_parser(sub: Any) -> None:
         action="append",
         metavar="OPTION=V1,V2|default",
         help="tune on validation: train every value (several --sweep: a grid), test the winner only; default: "
-        "each strategy's own sweep (learning rate x1/3, x1, x3); see --sweep-seeds",
+        "each strategy's own sweep (learning rate x1/3, x1, x3); see --sweep-seeds and --sweep-widen",
     )
     p_run.add_argument(
         "--scratch-budget",

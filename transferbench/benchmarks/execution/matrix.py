@@ -191,8 +191,11 @@ def run_all(
         bind = Binder(runner, log)
         done = finished_ids(out_dir) if resume else set()
         jobs = plan_jobs(plain, bind=bind, done=done, log=log)
-        jobs += sweeping.point_jobs(sweeps, bind, sweeping.finished_points(out_dir) if resume else set(), log)
+        recorded = sweeping.finished_points(out_dir) if resume else set()
+        jobs += sweeping.point_jobs(sweeps, bind, recorded, log)
         runner.run(jobs, out_dir, finish, progress)
+        while (wider := sweeping.widened_jobs(sweeps, bind, out_dir, recorded, log)) is not None:
+            runner.run(wider, out_dir, finish, progress)
         finals = sweeping.final_jobs(sweeps, bind, out_dir, done, log)
         for job in [j for j in finals if "no_winner" in j.meta]:
             finish(job, CellResult(error="no point of its sweep finished (see the sweeps file)"))

@@ -4,7 +4,9 @@ then each sweep's winner on every seed.
 The points of every sweep go to the executor with the plain runs, so Ray runs them side by side; a
 point's line goes to the sweeps file (``sweeps.jsonl``, one per shard), never to results. A point
 recorded before is not run again under ``--resume``, so a killed sweep resumes at its next point.
-Once every point has a line, each sweep's winner is chosen on validation alone and its final run
+Once every point has a line, a sweep whose lone winner is the lowest or highest value tried gets one
+more point past that edge (``plan.sweeps.past_edge``, up to ``sweep_widen`` per side), round after
+round until no winner is a lone edge. Then each sweep's winner is chosen on validation alone and its final run
 is planned: on the swept seed it continues from the winning point's last checkpoint (kept for it)
 and is tested without training again; on the other seeds (``sweep_seeds: first``) it trains afresh.
 The final's record carries the sweep: grid, every point's validation score and cost, the winner.
@@ -22,7 +24,7 @@ from transferbench.benchmarks.execution.executors import CellResult, Job
 from transferbench.benchmarks.execution.records import failed_point
 from transferbench.benchmarks.execution.runner import checkpoint_file
 from transferbench.benchmarks.plan.resolve import Plan, ResolvedRun, resolve
-from transferbench.benchmarks.plan.sweeps import Grid, SweepRole, grid_for, point_spec, winner
+from transferbench.benchmarks.plan.sweeps import Grid, SweepRole, grid_for, past_edge, point_spec, winner
 from transferbench.benchmarks.results import (
     SETTLED,
     SWEEP_FILE,
@@ -42,8 +44,10 @@ class SweepGroup:
     """One sweep: its grid and its base runs by seed (the seeds of one matrix cell)."""
 
     name: str
-    grid: Grid
+    grid: Grid  # the grid as tried so far: ``base`` and the values widening added after it
     mode: str  # sweep_seeds: first | all
+    widen: int  # sweep_widen: values that may be added past each edge
+    base: Grid  # the grid as asked for
     plans: dict[int, Plan] = field(default_factory=dict)
     point_ids: dict[tuple[int, int], str] = field(default_factory=dict)  # (seed, index) -> point run id
 
@@ -73,16 +77,18 @@ def split(plans: list[Plan], log: Any) -> tuple[list[Plan], list[SweepGroup]]:
             continue
         key = group_key(plan)
         name = slug(f"sweep-{plan.task.name}-{plan.adapter_name}-{plan.strategy.name}-{key[:8]}")
-        groups.setdefault(key, SweepGroup(name, grid, plan.spec.sweep_seeds)).plans[plan.spec.seed] = plan
+        group = SweepGroup(name, grid, plan.spec.sweep_seeds, plan.spec.sweep_widen, grid)
+        groups.setdefault(key, group).plans[plan.spec.seed] = plan
     return plain, list(groups.values())
 
 
-def point_jobs(groups: list[SweepGroup], bind: Bind, done: set[str], log: Any) -> list[Job]:
-    """Every point of every sweep as a job, less those ``done`` (recorded under --resume)."""
+def point_jobs(groups: list[SweepGroup], bind: Bind, done: set[str], log: Any, start: int = 0) -> list[Job]:
+    """Every point of every sweep from index ``start`` on as a job, less those ``done`` (recorded
+    under --resume)."""
     jobs = []
     for group in groups:
         for seed in group.swept_seeds():
-            for index, values in enumerate(group.grid.points()):
+            for index, values in list(enumerate(group.grid.points()))[start:]:
                 job = bind(resolve(point_spec(group.plans[seed].spec, values)), SweepRole("point", group.name))
                 group.point_ids[(seed, index)] = job.run.run_id
                 if job.run.run_id in done:
@@ -110,12 +116,37 @@ def finished_points(out_dir: Path) -> set[str]:
     return {p["point_id"] for p in read_points(out_dir) if p["status"] in SETTLED}
 
 
-def final_jobs(groups: list[SweepGroup], bind: Bind, out_dir: Path, done: set[str], log: Any) -> list[Job]:
-    """Each sweep's winner as the final run of every seed; the losers' kept checkpoints go."""
+def widened_jobs(groups: list[SweepGroup], bind: Bind, out_dir: Path, done: set[str], log: Any) -> list[Job] | None:
+    """One more point past the lone winning edge of each sweep that has one (on any swept seed; the
+    grid is the sweep's, so every swept seed tries it), as jobs less those ``done``; None when no
+    sweep grew, so the caller's rounds end."""
+    latest, jobs, grew = _latest_points(out_dir), [], False
+    for group in groups:
+        start = group.grid.size
+        wanted = {
+            past_edge(group.grid, _chosen(group, s, latest)[1], group.base, group.widen) for s in group.swept_seeds()
+        }
+        for value in sorted(v for v in wanted if v is not None):
+            group.grid = group.grid.extended(value)
+            log(f"{group.name}: its best value is an edge of those tried, so {value} is tried too")
+        if group.grid.size > start:
+            grew = True
+            jobs += point_jobs([group], bind, done, log, start)
+    return jobs if grew else None
+
+
+def _latest_points(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Point id -> its newest line in the sweeps file."""
     latest: dict[str, dict[str, Any]] = {}
     for point in read_points(out_dir):
         if point["point_id"] not in latest or point["finished_at"] >= latest[point["point_id"]]["finished_at"]:
             latest[point["point_id"]] = point
+    return latest
+
+
+def final_jobs(groups: list[SweepGroup], bind: Bind, out_dir: Path, done: set[str], log: Any) -> list[Job]:
+    """Each sweep's winner as the final run of every seed; the losers' kept checkpoints go."""
+    latest = _latest_points(out_dir)
     jobs = []
     for group in groups:
         chosen = {s: _chosen(group, s, latest) for s in group.swept_seeds()}
@@ -154,6 +185,7 @@ def _final(
         "name": group.name,
         "grid": group.grid.to_dict(),
         "size": group.grid.size,
+        **({"widened": _added(group)} if group.grid != group.base else {}),
         "seeds": group.mode,
         "swept_seed": swept,
         "selected_on": SELECTED_ON,
@@ -168,6 +200,12 @@ def _final(
     spec = dataclasses.replace(point_spec(plan.spec, win["values"]), sweep=group.grid.to_dict())
     role = SweepRole("final", group.name, resume_from=win["point_id"] if seed == swept else None)
     return dataclasses.replace(bind(resolve(spec), role), meta={"sweep": section})
+
+
+def _added(group: SweepGroup) -> dict[str, list[Any]]:
+    """The values widening added past the asked-for grid's edges, by option."""
+    ((name, asked),) = group.base.axes
+    return {name: [v for v in group.grid.axes[0][1] if v not in asked]}
 
 
 def _point_summary(point: dict[str, Any]) -> dict[str, Any]:

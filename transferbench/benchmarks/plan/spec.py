@@ -79,6 +79,12 @@ class RunSpec:
         "sweep on the first seed and run its winner on every seed (VTAB), or sweep all seeds",
         choices=SWEEP_SEEDS,
     )
+    sweep_widen: int = option(
+        2,
+        "past the edge of a one-option sweep whose lowest or highest value alone wins, try up to N more "
+        "values per side, one grid step at a time (0: only the grid given)",
+        low=0,
+    )
     # --scratch-budget 4x: the budget (epochs, min_steps) is this multiple of the comparison's own
     budget_multiple: float = 1.0
     # --match-compute: the strategy and measure this scratch run's steps were matched to ("lora flops")
@@ -97,7 +103,7 @@ class RunSpec:
         else:
             fields["log_to"] = list(self.log_to)
         if self.sweep is None:  # added since too: absent unless set
-            del fields["sweep"], fields["sweep_seeds"]
+            del fields["sweep"], fields["sweep_seeds"], fields["sweep_widen"]
         elif not isinstance(self.sweep, str):
             fields["sweep"] = {name: list(values) for name, values in self.sweep.items()}
         if self.budget_multiple == 1:

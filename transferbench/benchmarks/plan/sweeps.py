@@ -10,6 +10,13 @@ accuracy after its last epoch (ties: the earlier point of the grid), and only th
 ``sweep_seeds`` says on which seeds: ``first`` sweeps the first seed and runs the winner on every
 seed (VTAB's protocol), ``all`` sweeps each seed for itself.
 
+A grid whose lowest or highest value wins alone has not bracketed its optimum: the tuned row may be
+tuned short, and which row that is decides who a comparison favours (in transferbench-1k version 1,
+fine-tuning's and LoRA's best rate was the highest tried on most text tasks, the speaker encoder from
+scratch its lowest). ``sweep_widen`` (default 2) therefore extends a one-option numeric grid past such
+an edge, one value at a time, continuing the grid's own step (x3 for the default sweep), at most that
+many values per side and never outside the option's declared range, as the probe's C search does.
+
 A closed-form probe fits its head without a learning rate: its C search (``c_search``) is its sweep,
 so ``default`` gives it none, and sweeping an option such a run does not read is skipped, said aloud.
 """
@@ -62,6 +69,46 @@ class Grid:
     def to_dict(self) -> dict[str, list[Any]]:
         return {name: list(values) for name, values in self.axes}
 
+    def extended(self, value: Any) -> Grid:
+        """A one-axis grid with ``value`` tried after the others (earlier points keep their index)."""
+        ((name, values),) = self.axes
+        return Grid(((name, (*values, value)),))
+
+
+def past_edge(grid: Grid, points: list[dict[str, Any]], base: Grid, limit: int) -> Any | None:
+    """The next value to try when the sweep's lone winner is its lowest or highest value: one grid step
+    past it (the ratio of the two outermost values on that side, so x3 for the default sweep), while
+    fewer than ``limit`` values were added on that side and the option's declaration allows it; None
+    otherwise (a tie with an inner value, several axes, values that are not positive numbers)."""
+    if len(grid.axes) != 1 or limit < 1:
+        return None
+    ((name, tried),) = grid.axes
+    if len(tried) < 2 or not all(_positive_number(v) for v in tried):
+        return None
+    best = winner(points)
+    if best is None:
+        return None
+    scores = [p["val_accuracy"] for p in points if p.get("status") == "ok" and p.get("val_accuracy") is not None]
+    if scores.count(best["val_accuracy"]) > 1:
+        return None  # the edge does not win alone
+    ordered, value = sorted(tried), best["values"][name]
+    added = [v for v in tried if v not in base.axes[0][1]]
+    if value == ordered[-1] and sum(v > max(base.axes[0][1]) for v in added) < limit:
+        step = ordered[-1] / ordered[-2]
+    elif value == ordered[0] and sum(v < min(base.axes[0][1]) for v in added) < limit:
+        step = ordered[0] / ordered[1]
+    else:
+        return None
+    nxt = round(value * step) if all(isinstance(v, int) for v in tried) else _nudge(value * step)
+    declared = catalog()[name].option
+    if nxt in tried or declared.problem(nxt) is not None:
+        return None  # past the option's declared range: the edge stays (the report flags it)
+    return declared.check(nxt)
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
 
 def parse_flag(texts: list[str]) -> str | dict[str, tuple[Any, ...]]:
     """``--sweep`` values: ``default``, or ``name=v1,v2`` (repeatable), each value checked by the
@@ -97,7 +144,7 @@ def checked(value: Any, where: str) -> str | dict[str, tuple[Any, ...]]:
 
 def _declared(name: str, where: str) -> Any:
     known = catalog()
-    unsweepable = ("seed", "sweep_seeds", "device", "data_dir", "log_to")
+    unsweepable = ("seed", "sweep_seeds", "sweep_widen", "device", "data_dir", "log_to")
     if name not in known or name in unsweepable:
         hint = suggest(name, [k for k in known if k not in unsweepable])
         raise UserError(
