@@ -267,7 +267,9 @@ def test_ray_runs_a_sweeps_points_side_by_side_and_chooses_as_the_serial_executo
     from transferbench.benchmarks.execution.ray_executor import RayExecutor
 
     specs = [
-        matrix_cells.spec("scratch", s, sweep={"lr": (1e-3, 1e-2)}, budget=Budget(2, 16, min_steps=0)) for s in (0, 1)
+        # the grid as given (sweep_widen 0): widening is the driver's, the same under any executor
+        matrix_cells.spec("scratch", s, sweep={"lr": (1e-3, 1e-2)}, sweep_widen=0, budget=Budget(2, 16, min_steps=0))
+        for s in (0, 1)
     ]
     with matrix_cells.one_thread():
         serial = run_all(specs, out_dir=tmp_path / "serial", progress=False, log=lambda _: None)
