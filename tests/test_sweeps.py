@@ -86,22 +86,31 @@ class Killed(BaseException):
     pass
 
 
-def test_a_killed_sweep_resumes_at_its_next_point(tmp_path, monkeypatch):
-    specs = [_spec(sweep={"lr": (1e-3, 1e-2, 3e-2)}, sweep_widen=0)]
-    original = sweeping.record_point
+def _killed_then_resumed(specs: list[RunSpec], out: Path, monkeypatch, after: int) -> tuple[dict, list[str]]:
+    """Run ``specs``, killed once ``after`` sweep points are recorded, then resume: the resumed run's
+    record and the kinds of the runs it trained or tested."""
+    original, recorded = sweeping.record_point, []
 
-    def die_after_first(job, result, target, log):
+    def die(job, result, target, log):
         original(job, result, target, log)
-        raise Killed
+        recorded.append(job)
+        if len(recorded) == after:
+            raise Killed
 
-    monkeypatch.setattr(sweeping, "record_point", die_after_first)
+    monkeypatch.setattr(sweeping, "record_point", die)
     with pytest.raises(Killed):
-        run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
+        run_all(specs, out_dir=out, progress=False, log=lambda _: None)
     monkeypatch.setattr(sweeping, "record_point", original)
     ran = []
     execute = runner.execute
     monkeypatch.setattr(executors, "execute", lambda run, *a, **k: ran.append(run.role.kind) or execute(run, *a, **k))
-    (record,) = run_all(specs, out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
+    (record,) = run_all(specs, out_dir=out, resume=True, progress=False, log=lambda _: None)
+    return record, ran
+
+
+def test_a_killed_sweep_resumes_at_its_next_point(tmp_path, monkeypatch):
+    specs = [_spec(sweep={"lr": (1e-3, 1e-2, 3e-2)}, sweep_widen=0)]
+    record, ran = _killed_then_resumed(specs, tmp_path, monkeypatch, after=1)
     assert ran == ["point", "point", "final"]  # the first point was recorded: not run again
     assert len(_lines(tmp_path / "sweeps.jsonl")) == 3 and record["sweep"]["size"] == 3
 
@@ -151,22 +160,7 @@ def test_past_edge_continues_the_grids_step_on_the_winning_side_only_for_a_lone_
 
 def test_a_killed_widening_resumes_without_training_its_recorded_points_again(tmp_path, monkeypatch):
     specs = [_spec("claims", sweep={"claim": (0.1, 0.2)})]
-    original, recorded = sweeping.record_point, []
-
-    def die_after_third(job, result, target, log):
-        original(job, result, target, log)
-        recorded.append(job)
-        if len(recorded) == 3:  # 0.1, 0.2 and the first widened point, 0.4
-            raise Killed
-
-    monkeypatch.setattr(sweeping, "record_point", die_after_third)
-    with pytest.raises(Killed):
-        run_all(specs, out_dir=tmp_path, progress=False, log=lambda _: None)
-    monkeypatch.setattr(sweeping, "record_point", original)
-    ran = []
-    execute = runner.execute
-    monkeypatch.setattr(executors, "execute", lambda run, *a, **k: ran.append(run.role.kind) or execute(run, *a, **k))
-    (record,) = run_all(specs, out_dir=tmp_path, resume=True, progress=False, log=lambda _: None)
+    record, ran = _killed_then_resumed(specs, tmp_path, monkeypatch, after=3)  # 0.1, 0.2 and 0.4, widened
     assert ran == ["point", "final"]  # only 0.8 was left
     assert record["sweep"]["widened"] == {"claim": [0.4, 0.8]} and len(_lines(tmp_path / "sweeps.jsonl")) == 4
 
