@@ -185,7 +185,7 @@ def _final(
         "name": group.name,
         "grid": group.grid.to_dict(),
         "size": group.grid.size,
-        **({"widened": _added(group)} if group.grid != group.base else {}),
+        **({"widened": group.grid.added_to(group.base)} if group.grid != group.base else {}),
         "seeds": group.mode,
         "swept_seed": swept,
         "selected_on": SELECTED_ON,
@@ -200,12 +200,6 @@ def _final(
     spec = dataclasses.replace(point_spec(plan.spec, win["values"]), sweep=group.grid.to_dict())
     role = SweepRole("final", group.name, resume_from=win["point_id"] if seed == swept else None)
     return dataclasses.replace(bind(resolve(spec), role), meta={"sweep": section})
-
-
-def _added(group: SweepGroup) -> dict[str, list[Any]]:
-    """The values widening added past the asked-for grid's edges, by option."""
-    ((name, asked),) = group.base.axes
-    return {name: [v for v in group.grid.axes[0][1] if v not in asked]}
 
 
 def _point_summary(point: dict[str, Any]) -> dict[str, Any]:

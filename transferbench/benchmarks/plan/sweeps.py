@@ -74,6 +74,11 @@ class Grid:
         ((name, values),) = self.axes
         return Grid(((name, (*values, value)),))
 
+    def added_to(self, base: Grid) -> dict[str, list[Any]]:
+        """The values this one-axis grid tries that ``base`` does not (what widening added), by option."""
+        ((name, values),) = self.axes
+        return {name: [v for v in values if v not in base.axes[0][1]]}
+
 
 def past_edge(grid: Grid, points: list[dict[str, Any]], base: Grid, limit: int) -> Any | None:
     """The next value to try when the sweep's lone winner is its lowest or highest value: one grid step
@@ -88,14 +93,13 @@ def past_edge(grid: Grid, points: list[dict[str, Any]], base: Grid, limit: int) 
     best = winner(points)
     if best is None:
         return None
-    scores = [p["val_accuracy"] for p in points if p.get("status") == "ok" and p.get("val_accuracy") is not None]
-    if scores.count(best["val_accuracy"]) > 1:
+    if [p["val_accuracy"] for p in _scored(points)].count(best["val_accuracy"]) > 1:
         return None  # the edge does not win alone
     ordered, value = sorted(tried), best["values"][name]
-    added = [v for v in tried if v not in base.axes[0][1]]
-    if value == ordered[-1] and sum(v > max(base.axes[0][1]) for v in added) < limit:
+    asked, added = base.axes[0][1], grid.added_to(base)[name]
+    if value == ordered[-1] and sum(v > max(asked) for v in added) < limit:
         step = ordered[-1] / ordered[-2]
-    elif value == ordered[0] and sum(v < min(base.axes[0][1]) for v in added) < limit:
+    elif value == ordered[0] and sum(v < min(asked) for v in added) < limit:
         step = ordered[0] / ordered[1]
     else:
         return None
@@ -202,7 +206,12 @@ def point_spec(spec: RunSpec, values: Mapping[str, Any]) -> RunSpec:
 def winner(points: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The point record with the best validation accuracy (ties: the earliest in the grid); None
     when no point finished (every one diverged, ran out of memory or failed)."""
-    scored = [p for p in points if p.get("status") == "ok" and p.get("val_accuracy") is not None]
+    scored = _scored(points)
     if not scored:
         return None
     return max(scored, key=lambda p: (p["val_accuracy"], -p["index"]))
+
+
+def _scored(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points that finished with a validation score (not diverged, out of memory or failed)."""
+    return [p for p in points if p.get("status") == "ok" and p.get("val_accuracy") is not None]
